@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install run test lint bench clean-warehouse
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## set up, then run the flow on seeds/ into warehouse/
+	$(BIN)/newsetl run --source seeds --warehouse warehouse
+
+test: install  ## set up, then run the test suite
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install  ## dev-set quality and throughput figures
+	$(BIN)/python bench/eval_boilerplate.py
+	$(BIN)/python bench/eval_stories.py
+	$(BIN)/python bench/eval_events.py
+
+clean-warehouse:
+	rm -rf warehouse/current warehouse/snapshots warehouse/news.duckdb warehouse/.writer.lock

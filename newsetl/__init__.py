@@ -1,0 +1,1 @@
+"""newsetl: news articles in, a warehouse of political events out."""

@@ -1,0 +1,79 @@
+"""The `newsetl` command line: run the flow, query the warehouse, list tables, show the latest DQ report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from newsetl.settings import load_settings
+
+app = typer.Typer(help="newsetl: raw news articles in, a warehouse of political events out.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+
+WarehouseOption = Annotated[str, typer.Option("--warehouse", "-w", help="Warehouse folder.")]
+
+
+def default_warehouse() -> str:
+    """The configured warehouse folder."""
+    return load_settings().warehouse_dir
+
+
+@app.command()
+def run(
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Input folder (repeatable).")] = None,
+    warehouse: WarehouseOption = "",
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild instead of loading only new files.")]
+    = False,
+) -> None:
+    """Run the news_etl flow on the source folders into the warehouse."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.news_etl import news_etl
+
+    settings = load_settings()
+    sources = source or list(settings.source_dirs)
+    counts = news_etl(source_dir=sources, warehouse_dir=warehouse or settings.warehouse_dir,
+                      full_refresh=full_refresh)
+    print_table(["table", "rows"], [[name, f"{n:,}"] for name, n in counts.items()], title="Warehouse")
+
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help="SQL over the warehouse views.")],
+          warehouse: WarehouseOption = "") -> None:
+    """Run SQL against the warehouse and print the result."""
+    from tasks.load import connect
+
+    with connect(warehouse or default_warehouse()) as con:
+        result = con.execute(sql)
+        columns = [d[0] for d in result.description or []]
+        rows = result.fetchall()
+    print_table(columns, [["" if v is None else str(v) for v in row] for row in rows])
+
+
+@app.command()
+def tables(warehouse: WarehouseOption = "") -> None:
+    """List the warehouse tables with their row counts."""
+    from tasks.load import connect, table_names
+
+    root = warehouse or default_warehouse()
+    with connect(root) as con:
+        rows = [[t, f"{con.execute(f'SELECT count(*) FROM {t}').fetchone()[0]:,}"] for t in table_names(root)]
+    print_table(["table", "rows"], rows, title=f"{Path(root).resolve()}")
+
+
+def print_table(columns: list[str], rows: list[list[str]], title: str | None = None) -> None:
+    """Print rows as a rich table."""
+    table = Table(*columns, title=title, show_lines=False)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

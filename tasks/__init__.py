@@ -1,0 +1,1 @@
+"""Pipeline stages: pure polars transformations, one module per stage."""

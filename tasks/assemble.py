@@ -1,0 +1,57 @@
+"""Combine one run's new rows with the warehouse's prior tables into the tables to validate and load."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tasks.extract import aggregate_events
+
+PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
+HISTORY_TABLES = ("ingest_log", "dq_results", "quarantine")
+MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String}
+
+
+def stack(prior: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
+    """Prior rows then new rows, tolerating columns added since the prior run."""
+    if prior is None or prior.is_empty():
+        return new
+    return pl.concat([prior, new], how="diagonal_relaxed")
+
+
+def superseded_articles(prior_articles: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.Series:
+    """Ids of prior articles whose source file was re-read this run (its content changed)."""
+    if prior_articles is None:
+        return pl.Series("article_id", [], dtype=pl.String)
+    reread = ingest_log.filter(pl.col("source_line").is_null() & (pl.col("n_articles") > 0))["source_file"]
+    return prior_articles.filter(pl.col("source_file").is_in(reread.implode()))["article_id"]
+
+
+def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataFrame) -> dict[str, pl.DataFrame | None]:
+    """Prior tables without the articles (and their rows) of files whose content changed and was re-read."""
+    gone = superseded_articles(prior.get("articles"), ingest_log)
+    if gone.is_empty():
+        return prior
+    return {name: frame.filter(~pl.col("article_id").is_in(gone.implode()))
+            if frame is not None and name in PER_ARTICLE_TABLES else frame
+            for name, frame in prior.items()}
+
+
+def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFrame:
+    """Content hash of every file loaded so far, keyed by path: the incremental run's skip list."""
+    loaded = ingest_log.filter(
+        pl.col("source_line").is_null() & (pl.col("status") == "ok") & (pl.col("n_articles") > 0)
+    ).select(list(MANIFEST_SCHEMA))
+    kept = prior.filter(~pl.col("source_file").is_in(loaded["source_file"].implode())) if prior is not None else None
+    return stack(kept, loaded).sort("source_file")
+
+
+def assemble_tables(prior: dict[str, pl.DataFrame | None], new: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """All tables after this run (prior already pruned): per-article tables gain the new rows, events are
+    re-aggregated over all mentions, histories grow, the manifest is updated."""
+    tables = {name: stack(prior.get(name), new[name]) for name in PER_ARTICLE_TABLES}
+    tables["stories"] = new["stories"]
+    tables["events"] = aggregate_events(tables["event_mentions"])
+    for name in HISTORY_TABLES:
+        tables[name] = stack(prior.get(name), new[name])
+    tables["manifest"] = manifest(prior.get("manifest"), new["ingest_log"])
+    return tables

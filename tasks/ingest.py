@@ -1,0 +1,218 @@
+"""Ingest stage: find every input file, read its articles, and log each file (and each rejected line)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from tasks.ids import stable_id
+
+ARTICLE_SUFFIXES = {".txt": "txt", ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
+TEXT_FIELDS = ("text", "body", "html")
+MAX_ARTICLE_BYTES = 10_000_000
+BINARY_SNIFF_BYTES = 8192
+
+RAW_SCHEMA = {
+    "article_id": pl.String,
+    "source_file": pl.String,
+    "source_id": pl.String,
+    "source_line": pl.Int64,
+    "format": pl.String,
+    "raw_text": pl.String,
+    "meta_title": pl.String,
+    "meta_url": pl.String,
+    "meta_outlet": pl.String,
+    "meta_published": pl.String,
+    "ingested_at": pl.Datetime("us", "UTC"),
+}
+LOG_SCHEMA = {
+    "source_file": pl.String,
+    "source_line": pl.Int64,
+    "status": pl.String,
+    "reason": pl.String,
+    "n_articles": pl.Int64,
+    "format": pl.String,
+    "file_bytes": pl.Int64,
+    "file_hash": pl.String,
+    "run_id": pl.String,
+    "logged_at": pl.Datetime("us", "UTC"),
+}
+
+
+class RejectedInput(Exception):
+    """A file or line that cannot become an article; the message is the logged reason."""
+
+
+@dataclass
+class IngestResult:
+    """Rows gathered while reading: articles and log entries."""
+
+    articles: list[dict] = field(default_factory=list)
+    log: list[dict] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)
+
+    def add(self, row: dict) -> None:
+        """Keep an article unless an identical one (same id and text) was already read."""
+        where = row["source_file"] + (f":{row['source_line']}" if row["source_line"] else "")
+        if row["article_id"] in self.seen:
+            raise RejectedInput(f"exact repeat of {self.seen[row['article_id']]} (same id and text)")
+        self.seen[row["article_id"]] = where
+        self.articles.append(row)
+
+
+def discover_files(source_dirs: list[str | Path]) -> list[Path]:
+    """Every file under the source folders, recursively, in a stable order (hidden files excluded)."""
+    found: list[Path] = []
+    for source in source_dirs:
+        root = Path(source)
+        if root.is_file():
+            found.append(root)
+            continue
+        if not root.is_dir():
+            raise FileNotFoundError(f"source folder {root} does not exist")
+        found.extend(
+            p for p in root.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+    return sorted(set(found))
+
+
+def decode_text(data: bytes) -> tuple[str, str | None]:
+    """Decode bytes as UTF-8; legacy or broken encodings are decoded anyway and noted in the reason."""
+    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        raise RejectedInput("binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        where = f"invalid UTF-8 at byte {err.start}"
+    try:
+        return data.decode("cp1252"), f"{where}; decoded as cp1252"
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), f"{where}; undecodable bytes replaced with U+FFFD"
+
+
+def article_row(source_file: str, source_id: str, source_line: int | None, fmt: str, text: str,
+                meta: dict, ingested_at: datetime) -> dict:
+    """One raw article row; HTML is turned into text with trafilatura first."""
+    if fmt == "html":
+        text, meta = html_to_text(text, meta)
+    if not text.strip():
+        raise RejectedInput("no text: the article is empty" + (" after HTML extraction" if fmt == "html" else ""))
+    return {
+        "article_id": stable_id(source_id, text),
+        "source_file": source_file,
+        "source_id": source_id,
+        "source_line": source_line,
+        "format": fmt,
+        "raw_text": text,
+        "meta_title": meta.get("title"),
+        "meta_url": meta.get("url"),
+        "meta_outlet": meta.get("outlet"),
+        "meta_published": meta.get("published"),
+        "ingested_at": ingested_at,
+    }
+
+
+def html_to_text(html: str, meta: dict) -> tuple[str, dict]:
+    """Main text and metadata of an HTML page via trafilatura; given metadata wins over the page's own."""
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, favor_recall=True)
+    if doc is None or not (doc.text or "").strip():
+        return "", meta
+    found = {"title": doc.title, "url": doc.url, "outlet": doc.sitename, "published": doc.date}
+    return doc.text, {k: meta.get(k) or found[k] for k in found}
+
+
+def jsonl_meta(record: dict) -> dict:
+    """Optional metadata fields of a JSONL record as strings."""
+    return {k: (str(record[k]) if record.get(k) not in (None, "") else None)
+            for k in ("title", "url", "outlet", "published")}
+
+
+def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: IngestResult, log_base: dict) -> int:
+    """Articles of a JSONL file, one per line; bad lines are logged one by one and the rest still load."""
+    n_ok = 0
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise RejectedInput(f"invalid JSON: {err.msg} at column {err.colno}") from None
+            if not isinstance(record, dict):
+                raise RejectedInput(f"JSON value is a {type(record).__name__}, not an object")
+            field_name = next((f for f in TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
+            if field_name is None:
+                raise RejectedInput("no text: none of the fields text, body, html holds a non-empty string")
+            source_id = str(record["id"]) if record.get("id") not in (None, "") else f"{Path(source_file).name}:{line_no}"
+            fmt = "html" if field_name == "html" else "jsonl"
+            result.add(article_row(source_file, source_id, line_no, fmt, record[field_name],
+                                   jsonl_meta(record), ingested_at))
+        except RejectedInput as err:
+            result.log.append({**log_base, "source_line": line_no, "status": "quarantined",
+                               "reason": str(err), "n_articles": 0})
+            continue
+        n_ok += 1
+    return n_ok
+
+
+def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult,
+              skip_hashes: frozenset[str]) -> None:
+    """Read one file into `result`: its articles and exactly one file-level log row."""
+    source_file = path.as_posix()
+    fmt = ARTICLE_SUFFIXES.get(path.suffix.lower())
+    log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
+           "file_hash": None, "run_id": run_id, "logged_at": ingested_at}
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        result.log.append({**log, "status": "error", "reason": "file disappeared before it could be read",
+                           "n_articles": 0})
+        return
+    except OSError as err:
+        result.log.append({**log, "status": "error", "reason": f"cannot read file: {err.strerror}", "n_articles": 0})
+        return
+    log["file_bytes"], log["file_hash"] = len(data), hashlib.sha256(data).hexdigest()
+    if log["file_hash"] in skip_hashes:
+        result.log.append({**log, "status": "ok", "reason": "unchanged since an earlier run; not re-read",
+                           "n_articles": 0})
+        return
+    try:
+        if fmt is None:
+            raise RejectedInput(f"unsupported file type '{path.suffix or '(none)'}'; expected .txt, .html, .htm or .jsonl")
+        if not data.strip():
+            raise RejectedInput("empty file")
+        if fmt != "jsonl" and len(data) > MAX_ARTICLE_BYTES:
+            raise RejectedInput(f"article too large: {len(data):,} bytes > limit {MAX_ARTICLE_BYTES:,}")
+        text, note = decode_text(data)
+        if fmt == "jsonl":
+            n = read_jsonl(source_file, text, ingested_at, result, log)
+        else:
+            result.add(article_row(source_file, path.name, None, fmt, text, {}, ingested_at))
+            n = 1
+    except RejectedInput as err:
+        result.log.append({**log, "status": "quarantined", "reason": str(err), "n_articles": 0})
+        return
+    result.log.append({**log, "status": "ok", "reason": note, "n_articles": n})
+
+
+def ingest_sources(source_dirs: list[str | Path], run_id: str,
+                   skip_hashes: frozenset[str] = frozenset()) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read every file under the source folders into (raw_articles, ingest_log).
+
+    Files whose content hash is in `skip_hashes` (loaded by an earlier run) are logged but not re-read.
+    """
+    ingested_at = datetime.now(timezone.utc).replace(microsecond=0)
+    result = IngestResult()
+    for path in discover_files(source_dirs):
+        read_file(path, ingested_at, run_id, result, skip_hashes)
+    raw = pl.DataFrame(result.articles, schema=RAW_SCHEMA)
+    log = pl.DataFrame(result.log, schema=LOG_SCHEMA)
+    return raw, log

@@ -1,0 +1,187 @@
+"""Load stage and the warehouse's only IO: snapshot Parquet tables, swap them in atomically, DuckDB views.
+
+Layout of a warehouse folder:
+
+    news.duckdb                 one view per table, reading current/<table>/*.parquet
+    current -> snapshots/<id>   symlink, swapped atomically when a run commits
+    snapshots/<id>/<table>/part-<run>.parquet
+    .writer.lock                held by the one run allowed to write
+
+A table is a folder of Parquet parts. Appending hard-links the previous snapshot's parts and adds one, so an
+incremental run writes only what is new; readers always see one whole snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+CATALOG = "news.duckdb"
+CURRENT = "current"
+SNAPSHOTS = "snapshots"
+LOCK_FILE = ".writer.lock"
+KEEP_SNAPSHOTS = 3
+
+
+class WarehouseBusy(RuntimeError):
+    """Another run holds the warehouse's writer lock."""
+
+
+@contextlib.contextmanager
+def writer_lock(warehouse_dir: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the warehouse's single-writer lock, waiting up to `wait_seconds`, else raise WarehouseBusy."""
+    root = Path(warehouse_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / LOCK_FILE).open("a+") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise WarehouseBusy(
+                        f"warehouse {root} is being written by {holder}; try again when that run ends"
+                    ) from None
+                time.sleep(0.5)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_snapshot(warehouse_dir: str | Path) -> Path | None:
+    """The committed snapshot folder, or None for an empty warehouse."""
+    link = Path(warehouse_dir) / CURRENT
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def table_names(warehouse_dir: str | Path) -> list[str]:
+    """Tables of the committed snapshot."""
+    snap = current_snapshot(warehouse_dir)
+    return sorted(p.name for p in snap.iterdir() if p.is_dir()) if snap else []
+
+
+def read_table(warehouse_dir: str | Path, name: str) -> pl.DataFrame | None:
+    """A committed table as a DataFrame, or None when the warehouse does not hold it."""
+    snap = current_snapshot(warehouse_dir)
+    if snap is None or not (snap / name).is_dir():
+        return None
+    parts = sorted((snap / name).glob("*.parquet"))
+    return pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed")
+
+
+def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl.DataFrame],
+                   append: dict[str, pl.DataFrame] | None = None) -> Path:
+    """Commit a new snapshot: `replace` tables are rewritten, `append` tables gain one part, the rest carry over.
+
+    Everything is written to a staging folder first; the `current` symlink is then swapped in one rename, so a
+    crash at any point leaves the previous snapshot whole.
+    """
+    root = Path(warehouse_dir).resolve()
+    snapshots = root / SNAPSHOTS
+    snapshots.mkdir(parents=True, exist_ok=True)
+    for leftover in snapshots.glob("*.staging"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{run_id[:8]}"
+    staging = snapshots / f"{name}.staging"
+    staging.mkdir()
+    previous = current_snapshot(root)
+    append = append or {}
+    carried = {p.name for p in previous.iterdir() if p.is_dir()} if previous else set()
+    for table in sorted(carried | set(replace) | set(append)):
+        target = staging / table
+        target.mkdir()
+        if table not in replace and previous and (previous / table).is_dir():
+            for part in sorted((previous / table).glob("*.parquet")):
+                os.link(part, target / part.name)
+        frame = replace.get(table, append.get(table))
+        if frame is not None and (table in replace or frame.height or not any(target.iterdir())):
+            write_parquet_durably(frame, target / f"part-{name}.parquet")
+    final = snapshots / name
+    staging.rename(final)
+    fsync_dir(snapshots)
+    swap_current(root, final)
+    prune_snapshots(snapshots, keep=final)
+    return final
+
+
+def write_parquet_durably(frame: pl.DataFrame, path: Path) -> None:
+    """Write a Parquet file and flush it to disk before the snapshot can be committed."""
+    frame.write_parquet(path, compression="zstd", statistics=True)
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's renames durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def swap_current(root: Path, snapshot: Path) -> None:
+    """Point `current` at `snapshot` atomically (a relative link, so the warehouse can be moved)."""
+    tmp_link = root / f".{CURRENT}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    tmp_link.symlink_to(snapshot.relative_to(root))
+    os.replace(tmp_link, root / CURRENT)
+    fsync_dir(root)
+
+
+def prune_snapshots(snapshots: Path, keep: Path) -> None:
+    """Delete all but the newest few snapshots (readers of the current one are never affected)."""
+    done = sorted(p for p in snapshots.iterdir() if p.is_dir() and not p.name.endswith(".staging"))
+    for old in done[:-KEEP_SNAPSHOTS]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def view_sql(warehouse_dir: str | Path, table: str) -> str:
+    """The view over one table: every Parquet part of the current snapshot, by absolute path."""
+    pattern = (Path(warehouse_dir).resolve() / CURRENT / table / "*.parquet").as_posix().replace("'", "''")
+    return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+
+
+def refresh_catalog(warehouse_dir: str | Path) -> str | None:
+    """(Re)create the views in news.duckdb; returns a warning instead of failing if the file is locked."""
+    tables = table_names(warehouse_dir)
+    try:
+        with duckdb.connect(str(Path(warehouse_dir) / CATALOG)) as con:
+            existing = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+            for stale in existing - set(tables):
+                con.execute(f"DROP VIEW {stale}")
+            for table in tables:
+                con.execute(view_sql(warehouse_dir, table))
+    except duckdb.IOException as err:
+        return f"{CATALOG} is open in another process; its views were not refreshed ({err})"
+    return None
+
+
+def connect(warehouse_dir: str | Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per table: never locks the warehouse's catalog."""
+    if current_snapshot(warehouse_dir) is None:
+        raise FileNotFoundError(f"no warehouse at {Path(warehouse_dir).resolve()}: run `newsetl run` first")
+    con = duckdb.connect()
+    for table in table_names(warehouse_dir):
+        con.execute(view_sql(warehouse_dir, table))
+    return con
