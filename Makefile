@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install run test lint bench clean-warehouse
+.PHONY: install run test lint bench suites clean-warehouse
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ bench: install  ## dev-set quality and throughput figures
 
 clean-warehouse:
 	rm -rf warehouse/current warehouse/snapshots warehouse/news.duckdb warehouse/.writer.lock
+
+suites: install  ## rewrite the committed GX suites from tasks/validate.py
+	$(BIN)/python -m tasks.validate

@@ -19,8 +19,8 @@ import polars as pl
 PLOVER_TYPES = ("AGREE", "CONSULT", "SUPPORT", "CONCEDE", "COOPERATE", "AID", "RETREAT", "REQUEST", "ACCUSE",
                 "REJECT", "THREATEN", "PROTEST", "SANCTION", "MOBILIZE", "COERCE", "ASSAULT")
 INGEST_STATUSES = ("ok", "quarantined", "error")
-RESIDUAL_BOILERPLATE = r"(?i)(\bicon ?(bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
-EARLIEST_DATE = "1900-01-01"
+RESIDUAL_BOILERPLATE = r"(?im)(?:\bicon ?(?:bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
+EARLIEST_DATE = datetime(1900, 1, 1)
 KEYS = {"articles": "article_id", "stories": "story_id", "events": "event_id", "event_mentions": "event_id",
         "quotes": "quote_id", "boilerplate": "article_id", "ingest_log": "source_file"}
 DEPENDENTS = {"articles": [("event_mentions", "article_id"), ("quotes", "article_id"), ("boilerplate", "article_id")],
@@ -67,8 +67,8 @@ def suite_definitions() -> dict[str, list]:
         return expectation("ExpectColumnValuesToBeInSet", severity, column=column, value_set={"$PARAMETER": param})
 
     def plausible_date(column: str) -> object:
-        return expectation("ExpectColumnValuesToBeBetween", warning, column=column, min_value=EARLIEST_DATE,
-                           max_value={"$PARAMETER": "today"})
+        return expectation("ExpectColumnValuesToBeBetween", warning, column=column,
+                           min_value={"$PARAMETER": "earliest_date"}, max_value={"$PARAMETER": "today"})
 
     return {
         "articles": [
@@ -115,34 +115,41 @@ def suite_definitions() -> dict[str, list]:
     }
 
 
-def gx_context(context_dir: str | Path):
-    """The committed GX file context, with progress bars off and suites in sync with `suite_definitions`."""
+def gx_context(context_dir: str | Path, sync: bool = False):
+    """The committed GX file context; with `sync`, (re)write its suites and definitions from `suite_definitions`.
+
+    A run never rewrites the committed suites: if they differ from the code it stops and says how to sync.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
     context = gx.get_context(mode="file", project_root_dir=str(context_dir))
-    source = context.data_sources.add_or_update_pandas("newsetl")
+    source = context.data_sources.all().get("newsetl") or context.data_sources.add_pandas("newsetl")
+    stored_suites = {suite.name: suite for suite in context.suites.all()}
+    stored_definitions = {d.name for d in context.validation_definitions.all()}
     for table, expectations in suite_definitions().items():
         suite = gx.ExpectationSuite(name=table, expectations=expectations)
-        try:
-            stored = context.suites.get(table)
-            if stored.to_json_dict()["expectations"] == _without_ids(suite.to_json_dict()["expectations"], stored):
-                continue
-        except Exception:  # noqa: BLE001 - GX raises several types for a missing suite
-            pass
-        context.suites.add_or_update(suite)
+        current = table in stored_suites and suite_signature(stored_suites[table]) == suite_signature(suite)
+        if current and table in stored_definitions:
+            continue
+        if not sync:
+            raise RuntimeError(f"expectation suite '{table}' in {context_dir} is out of date with "
+                               "tasks/validate.py: run `make suites` and commit expectations/")
+        if not current:
+            context.suites.add_or_update(suite)
         asset = next((a for a in source.assets if a.name == table), None) or source.add_dataframe_asset(table)
         batch = next((b for b in asset.batch_definitions if b.name == "whole"), None) or \
             asset.add_batch_definition_whole_dataframe("whole")
-        context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=table, data=batch, suite=context.suites.get(table)))
+        if table not in stored_definitions:
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=table, data=batch, suite=context.suites.get(table)))
     return context
 
 
-def _without_ids(new: list[dict], stored) -> list[dict]:
-    """New expectation dicts with the stored ids, so an unchanged suite compares equal."""
-    stored_ids = [e.get("id") for e in stored.to_json_dict()["expectations"]]
-    return [{**e, "id": i} for e, i in zip(new, stored_ids, strict=False)] if len(stored_ids) == len(new) else new
+def suite_signature(suite) -> list[dict]:
+    """A suite's expectations without their generated ids, for change detection."""
+    return [{k: v for k, v in e.items() if k not in ("id", "rendered_content")}
+            for e in suite.to_json_dict()["expectations"]]
 
 
 def run_parameters(tables: dict[str, pl.DataFrame], actor_codes: list[str], expected_articles: int) -> dict:
@@ -153,17 +160,16 @@ def run_parameters(tables: dict[str, pl.DataFrame], actor_codes: list[str], expe
         "event_ids": tables["events"]["event_id"].to_list(),
         "actor_codes": actor_codes,
         "expected_articles": expected_articles,
-        "today": date.today().isoformat(),
+        "earliest_date": EARLIEST_DATE,
+        "today": datetime.combine(date.today(), datetime.min.time()),
     }
 
 
 def to_pandas_for_gx(frame: pl.DataFrame):
-    """Pandas view of a table for GX: dates become ISO strings, lists become text."""
-    converted = frame.with_columns(
-        [pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t in (pl.Date, pl.Datetime)]
-        + [pl.col(c).list.join(", ") for c, t in frame.schema.items() if isinstance(t, pl.List)]
-    )
-    return converted.to_pandas()
+    """Pandas view of a table for GX (list columns become text)."""
+    return frame.with_columns(
+        [pl.col(c).list.join(", ") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    ).to_pandas()
 
 
 def validate_tables(tables: dict[str, pl.DataFrame], run_id: str, context_dir: str | Path,
@@ -196,15 +202,15 @@ def validate_tables(tables: dict[str, pl.DataFrame], run_id: str, context_dir: s
                 critical_failures.append(f"{table}.{column or '*'}: {config.type} failed "
                                          f"({unexpected if unexpected is not None else 'table-level'} unexpected)")
             for index in check.result.get("unexpected_index_list") or []:
-                failing_rows.append((table, index, f"{config.type} on {column}"))
+                failing_rows.append((table, index, (config.type, f"{config.type} failed on {column}")))
     quarantine, kept = quarantine_rows(tables, failing_rows, run_id)
     return Validated(kept, quarantine, pl.DataFrame(dq_rows, schema=DQ_SCHEMA), critical_failures)
 
 
-def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, int, str]],
+def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, int, tuple[str, str]]],
                     run_id: str) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
     """Move failing rows (and rows that depend on them) out of their tables into quarantine records."""
-    reasons: dict[tuple[str, int], list[str]] = {}
+    reasons: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for table, index, reason in failing:
         reasons.setdefault((table, index), []).append(reason)
     kept, records = dict(tables), []
@@ -218,17 +224,26 @@ def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, in
         kept[table] = frame.filter(~pl.col("_row").is_in(bad)).drop("_row")
         for child, key in DEPENDENTS.get(table, []):
             orphans = kept[child].filter(pl.col(key).is_in(moved[KEYS[table]].implode()))
-            records += quarantine_records(orphans, child, run_id, lambda _row: [f"parent {table} row quarantined"])
+            records += quarantine_records(orphans, child, run_id, lambda row, parent=table, key=key: [
+                ("parent_quarantined", f"its {parent} row ({key} {row[key]}) was quarantined")])
             kept[child] = kept[child].filter(~pl.col(key).is_in(moved[KEYS[table]].implode()))
     return pl.DataFrame(records, schema=QUARANTINE_SCHEMA), kept
 
 
 def quarantine_records(rows: pl.DataFrame, table: str, run_id: str, reasons_of) -> list[dict]:
-    """Quarantine records keeping each whole row as JSON."""
+    """Quarantine records: which checks failed, why, and the whole row as JSON."""
     out = []
     for row in rows.iter_rows(named=True):
+        reasons = reasons_of(row)
         out.append({"run_id": run_id, "table_name": table, "row_key": str(row.get(KEYS[table])),
-                    "expectation": "; ".join(reasons_of(row)),
-                    "reason": f"failed {len(reasons_of(row))} row-level check(s)",
-                    "row_json": json.dumps({k: v for k, v in row.items() if k != "_row"}, default=str)})
+                     "expectation": "; ".join(kind for kind, _ in reasons),
+                     "reason": "; ".join(text for _, text in reasons),
+                     "row_json": json.dumps({k: v for k, v in row.items() if k != "_row"}, default=str)})
     return out
+
+
+if __name__ == "__main__":
+    from newsetl.settings import load_settings
+
+    gx_context(load_settings().expectations_dir, sync=True)
+    print(f"expectation suites synced into {load_settings().expectations_dir}")
