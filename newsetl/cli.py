@@ -46,10 +46,16 @@ def run(
 def query(sql: Annotated[str, typer.Argument(help="SQL over the warehouse views.")],
           warehouse: WarehouseOption = "") -> None:
     """Run SQL against the warehouse and print the result."""
+    import duckdb
+
     from tasks.load import connect
 
     with connect(warehouse or default_warehouse()) as con:
-        result = con.execute(sql)
+        try:
+            result = con.execute(sql)
+        except duckdb.Error as err:
+            console.print(f"[red]query failed:[/red] {err}")
+            raise typer.Exit(1) from None
         columns = [d[0] for d in result.description or []]
         rows = result.fetchall()
     print_table(columns, [["" if v is None else str(v) for v in row] for row in rows])

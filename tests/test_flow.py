@@ -1,0 +1,127 @@
+"""The flow end to end on the seeds into a temp warehouse: contract, idempotency, incremental runs, CLI."""
+
+import shutil
+
+import duckdb
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from flows.news_etl import news_etl
+from newsetl.cli import app
+from tasks import load
+from tests.conftest import SEEDS
+
+CONTRACT = {
+    "articles": ["article_id", "source_file", "source_id", "url", "outlet", "title", "published_date", "body",
+                 "raw_chars", "clean_chars", "content_hash", "story_id", "duplicate_of", "ingested_at"],
+    "boilerplate": ["article_id", "rule", "text", "char_start", "char_end"],
+    "stories": ["story_id", "title", "first_published", "n_articles", "n_outlets", "outlets",
+                "canonical_article_id"],
+    "events": ["event_id", "story_id", "event_date", "source_actor", "source_code", "event_type", "event_mode",
+               "target_actor", "target_code", "location", "negated", "n_articles", "n_outlets", "sentence",
+               "confidence"],
+    "event_mentions": ["event_id", "article_id", "sentence_index", "sentence", "char_start", "char_end", "outlet"],
+    "quotes": ["quote_id", "article_id", "story_id", "speaker", "speaker_code", "quote"],
+    "ingest_log": ["source_file", "status", "reason", "n_articles", "run_id"],
+    "dq_results": ["run_id", "table_name", "expectation", "success", "unexpected_count"],
+}
+
+
+def snapshot(warehouse) -> dict[str, pl.DataFrame]:
+    return {name: load.read_table(warehouse, name) for name in load.table_names(warehouse)}
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, prefect_harness):
+    """The seeds copied to a temp folder and loaded once into a temp warehouse."""
+    root = tmp_path_factory.mktemp("flow")
+    shutil.copytree(SEEDS, root / "seeds")
+    counts = news_etl(source_dir=str(root / "seeds"), warehouse_dir=str(root / "wh"))
+    return root, counts
+
+
+def test_every_contract_table_and_column_is_there(seeded):
+    root, counts = seeded
+    tables = snapshot(root / "wh")
+    for name, columns in CONTRACT.items():
+        assert name in tables, name
+        assert set(columns) <= set(tables[name].columns), (name, set(columns) - set(tables[name].columns))
+    assert counts["articles"] == 5 and counts["stories"] == 3
+    assert tables["ingest_log"]["status"].to_list() == ["ok"] * 5
+
+
+def test_seeds_make_three_stories_without_copies(seeded):
+    root, _ = seeded
+    articles = load.read_table(root / "wh", "articles")
+    groups = articles.group_by("story_id").agg(pl.col("source_id").str.slice(0, 3).sort()).sort("source_id")
+    assert sorted(groups["source_id"].to_list()) == [["000", "001"], ["002", "003"], ["004"]]
+    assert articles["duplicate_of"].is_null().all()
+
+
+def test_bodies_are_clean_and_events_were_extracted(seeded):
+    root, _ = seeded
+    tables = snapshot(root / "wh")
+    bodies = "\n".join(tables["articles"]["body"])
+    assert "bookmarkicon" not in bodies and "25:57" not in bodies
+    events = tables["events"]
+    assert events.filter((pl.col("event_type") == "REQUEST") & (pl.col("source_code") == "POL")).height >= 1
+    assert events.filter((pl.col("event_type") == "REJECT") & (pl.col("source_code") == "NATO")).height >= 1
+    assert set(tables["event_mentions"]["event_id"]) <= set(events["event_id"])
+    assert tables["dq_results"].height > 0 and tables["dq_results"]["success"].all()
+
+
+def test_views_answer_sql_from_any_directory(seeded, tmp_path, monkeypatch):
+    root, counts = seeded
+    monkeypatch.chdir(tmp_path)
+    with duckdb.connect(str(root / "wh" / "news.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from events").fetchone()[0] == counts["events"]
+        assert con.execute("select count(distinct story_id) from articles").fetchone()[0] == 3
+
+
+def test_rerun_and_full_refresh_are_idempotent(seeded):
+    root, _ = seeded
+    before = snapshot(root / "wh")
+    news_etl(source_dir=str(root / "seeds"), warehouse_dir=str(root / "wh"))
+    after_incremental = snapshot(root / "wh")
+    news_etl(source_dir=str(root / "seeds"), warehouse_dir=str(root / "wh"), full_refresh=True)
+    after_refresh = snapshot(root / "wh")
+    for name, key in [("articles", "article_id"), ("stories", "story_id"), ("events", "event_id"),
+                      ("event_mentions", "event_id"), ("quotes", "quote_id"), ("boilerplate", "article_id")]:
+        for after in (after_incremental, after_refresh):
+            assert sorted(after[name][key]) == sorted(before[name][key]), name
+    unchanged = after_incremental["ingest_log"].filter(pl.col("run_id") != before["ingest_log"]["run_id"][0])
+    assert unchanged["reason"].str.starts_with("unchanged").all() and unchanged.height == 5
+
+
+def test_incremental_run_reads_only_the_new_file_and_it_joins_its_story(seeded, tmp_path):
+    root, _ = seeded
+    src, wh = tmp_path / "src", tmp_path / "wh"
+    shutil.copytree(root / "seeds", src)
+    new_file = src / "002_5b9274677ef01036.txt"
+    held_back = new_file.read_text()
+    new_file.unlink()
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    before = snapshot(wh)
+    new_file.write_text(held_back)
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    after = snapshot(wh)
+    latest = after["ingest_log"].filter(pl.col("run_id") == after["ingest_log"]["run_id"][-1])
+    assert latest.filter(pl.col("n_articles") > 0)["source_file"].to_list() == [str(new_file)]
+    added = after["articles"].filter(pl.col("source_id") == new_file.name)
+    sputnik_story = before["articles"].filter(pl.col("source_id").str.starts_with("003"))["story_id"][0]
+    assert added["story_id"][0] == sputnik_story
+    assert set(before["stories"]["story_id"]) == set(after["stories"]["story_id"])
+
+
+def test_cli_tables_and_query(seeded):
+    root, counts = seeded
+    runner = CliRunner()
+    listed = runner.invoke(app, ["tables", "--warehouse", str(root / "wh")])
+    assert listed.exit_code == 0, listed.output
+    for name in CONTRACT:
+        assert name in listed.output
+    queried = runner.invoke(app, ["query", "select count(*) as n from events", "--warehouse", str(root / "wh")])
+    assert queried.exit_code == 0 and str(counts["events"]) in queried.output
+    bad = runner.invoke(app, ["query", "select * from nope", "--warehouse", str(root / "wh")])
+    assert bad.exit_code != 0
