@@ -6,25 +6,96 @@ Run locally with `python flows/news_etl.py [SOURCE_DIR] [WAREHOUSE_DIR]` or `new
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import sys
 import time
 import uuid
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
 
 from newsetl.settings import load_settings
 from tasks import assemble, clean, dedup, extract, ingest, load, validate
-from tasks.actors import known_actor_codes
+from tasks.actors import actor_gazetteer
 
 PRIOR_TABLES = ("articles", "boilerplate", "event_mentions", "quotes", "ingest_log", "dq_results", "quarantine",
                 "manifest")
 
 
-@task(name="read-warehouse", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+STAGES = ("start", "read", "ingest", "clean", "dedup", "extract", "validate", "load")
+STAGE_RECORD = "newsetl_stage"  # LogRecord attribute carrying {"stage", "seconds", "counts", "note"}
+CACHE_DIR = ".cache"  # under the warehouse: persisted task results, keyed by input content
+CACHE_TTL = timedelta(days=8)  # covers the weekly rebuild; older entries are deleted
+IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5}
+IO_TIMEOUT = 900  # seconds; a stuck stage fails the run instead of holding the writer lock forever
+STAGE_TIMEOUT = 3 * 3600
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class StageLog:
+    """Logs one line per finished stage with its counts and seconds; `newsetl run` renders these records."""
+
+    def __init__(self, logger: logging.LoggerAdapter) -> None:
+        self.logger = logger
+        self.mark = time.monotonic()
+
+    def __call__(self, stage: str, note: str = "", **counts: int) -> None:
+        now, seconds = time.monotonic(), time.monotonic() - self.mark
+        self.mark = now
+        text = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
+        record = {"stage": stage, "seconds": seconds, "counts": counts, "note": note}
+        self.logger.info("%s: %s%s (%.1f s)", stage, text, f" [{note}]" if note else "", seconds,
+                         extra={STAGE_RECORD: record})
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the stage code and its data files, so a code change invalidates cached results."""
+    digest = hashlib.sha256(pl.__version__.encode())
+    for path in sorted((PROJECT_ROOT / "tasks").rglob("*")):
+        if path.is_file() and path.suffix != ".pyc":
+            digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def content_key(frame: pl.DataFrame) -> str:
+    """A cheap content hash of a frame: schema plus polars row hashes (stable within one polars version)."""
+    digest = hashlib.sha256(str(frame.schema).encode())
+    digest.update(frame.hash_rows().to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def extract_cache_key(_context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Extraction depends only on the articles' content and the code, not on when they were ingested."""
+    articles = parameters["articles"].drop("ingested_at", strict=False)
+    return f"extract-{code_fingerprint()[:16]}-{content_key(articles)}"
+
+
+def prune_cache(cache_dir: Path) -> None:
+    """Delete cached results past their expiry (Prefect ignores them but never deletes the files)."""
+    cutoff = time.time() - CACHE_TTL.total_seconds()
+    for path in cache_dir.glob("*"):
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+
+
+# Caching. Only extract is cached, across runs, in <warehouse>/.cache: it is pure and the costliest stage, so a
+# re-run after a failed or killed run (or a rebuild over unchanged inputs) reuses its result. The others are not:
+# read-warehouse, ingest and load do IO whose result depends on the disk, not their arguments; clean and dedup
+# carry each article's ingest time into their output (and dedup depends on the whole prior warehouse), so a
+# content key would hand back stale rows; validate stamps the run id into dq_results. Within a run each stage
+# runs once, so there is nothing to reuse.
+@task(name="read-warehouse", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
 def read_prior(warehouse_dir: str, full_refresh: bool) -> dict[str, pl.DataFrame | None]:
     """The warehouse's current tables (none on a full refresh)."""
     if full_refresh:
@@ -32,54 +103,95 @@ def read_prior(warehouse_dir: str, full_refresh: bool) -> dict[str, pl.DataFrame
     return {name: load.read_table(warehouse_dir, name) for name in PRIOR_TABLES}
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="ingest", **IO_RETRIES, timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
 def ingest_task(source_dirs: list[str], run_id: str, skip_hashes: frozenset[str]):
     """Read new or changed input files."""
     return ingest.ingest_sources(source_dirs, run_id, skip_hashes)
 
 
-@task(name="clean", cache_policy=NO_CACHE)
+@task(name="clean", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
 def clean_task(raw: pl.DataFrame):
     """Strip boilerplate and pull metadata."""
     return clean.clean_articles(raw)
 
 
-@task(name="dedup", cache_policy=NO_CACHE)
+@task(name="dedup", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
 def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None):
     """Mark copies and group articles into stories."""
     return dedup.assign_stories(articles, prior_articles)
 
 
-@task(name="extract", cache_policy=NO_CACHE)
+@task(name="extract", timeout_seconds=STAGE_TIMEOUT, cache_key_fn=extract_cache_key, cache_expiration=CACHE_TTL,
+      persist_result=True)
 def extract_task(articles: pl.DataFrame):
     """Events, their mentions, and quotes."""
     return extract.extract_events(articles)
 
 
-@task(name="validate", cache_policy=NO_CACHE)
+@task(name="validate", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
 def validate_task(tables: dict[str, pl.DataFrame], run_id: str, expected_articles: int) -> validate.Validated:
     """Great Expectations gates and quarantine."""
-    return validate.validate_tables(tables, run_id, load_settings().expectations_dir, known_actor_codes(),
+    return validate.validate_tables(tables, run_id, load_settings().expectations_dir, actor_gazetteer()["code"].unique().sort().to_list(),
                                     expected_articles)
 
 
-@task(name="load", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+@task(name="load", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
 def load_task(warehouse_dir: str, run_id: str, tables: dict[str, pl.DataFrame]) -> str | None:
     """Commit a snapshot and refresh the DuckDB views; returns a warning if the catalog was locked."""
     load.write_snapshot(warehouse_dir, run_id, replace=tables)
     return load.refresh_catalog(warehouse_dir)
 
 
-def summary_markdown(counts: dict[str, int], validated: validate.Validated, seconds: float) -> str:
-    """The run's one-screen report for the Prefect UI."""
+@task(name="data-docs", cache_policy=NO_CACHE)
+def data_docs_task(gx_results: dict, warehouse_dir: str) -> str:
+    """Render the run's validation results as Data Docs under the warehouse."""
+    return str(validate.build_data_docs(gx_results, warehouse_dir, load_settings().expectations_dir))
+
+
+def stage_counts(ingest_log: pl.DataFrame, new: dict[str, pl.DataFrame], events: pl.DataFrame,
+                 validated: validate.Validated) -> dict[str, dict[str, int]]:
+    """What each stage produced this run (the load stage's row counts are reported separately)."""
+    files = ingest_log.filter(pl.col("source_line").is_null())
     failed = validated.dq_results.filter(~pl.col("success"))
-    lines = ["# news_etl run", "", f"Finished in {seconds:.1f} s.", "", "| table | rows |", "|---|---|"]
-    lines += [f"| {name} | {n} |" for name, n in counts.items()]
+    return {
+        "ingest": {"files": files.height, **{f"files {s}": int((files["status"] == s).sum())
+                                             for s in validate.INGEST_STATUSES},
+                   "lines rejected": ingest_log.height - files.height, "articles read": int(files["n_articles"].sum())},
+        "clean": {"articles": new["articles"].height, "boilerplate spans": new["boilerplate"].height},
+        "dedup": {"stories": new["stories"].height, "copies": int(new["articles"]["duplicate_of"].is_not_null().sum())},
+        "extract": {"event mentions": new["event_mentions"].height, "quotes": new["quotes"].height,
+                    "events (all stories)": events.height},
+        "validate": {"expectations passed": validated.dq_results.height - failed.height,
+                     "critical failed": int((failed["severity"] == "critical").sum()),
+                     "warnings failed": int((failed["severity"] == "warning").sum()),
+                     "rows quarantined": validated.quarantine.height},
+    }
+
+
+def summary_markdown(stages: dict[str, dict[str, int]], counts: dict[str, int], validated: validate.Validated,
+                     seconds: float, data_docs: str) -> str:
+    """The run's one-screen report for the Prefect UI: counts per stage, failed expectations, quarantine."""
+    failed = validated.dq_results.filter(~pl.col("success"))
+    outcome = "FAILED: critical data-quality checks failed; nothing was loaded" if validated.critical_failures \
+        else "loaded"
+    lines = ["# news_etl run", "", f"{outcome.capitalize()} after {seconds:.1f} s. Data Docs: `{data_docs}`", "",
+             "| stage | count | n |", "|---|---|---|"]
+    lines += [f"| {stage} | {name} | {n} |" for stage, named in stages.items() for name, n in named.items()]
+    lines += [f"| load | {name} rows | {n} |" for name, n in counts.items()]
     lines += ["", f"Expectations: {validated.dq_results.height - failed.height} passed, {failed.height} failed; "
               f"{validated.quarantine.height} rows quarantined."]
     lines += [f"- {r['table_name']}.{r['column']}: {r['expectation']} ({r['severity']}, "
               f"{r['unexpected_count']} unexpected)" for r in failed.iter_rows(named=True)]
+    quarantined = validated.quarantine.group_by("table_name", "reason").len().sort("table_name", "reason")
+    if quarantined.height:
+        lines += ["", "| quarantined from | reason | rows |", "|---|---|---|"]
+        lines += [f"| {r['table_name']} | {r['reason']} | {r['len']} |" for r in quarantined.iter_rows(named=True)]
     return "\n".join(lines)
+
+
+def publish_summary(markdown: str) -> None:
+    """Publish the run summary as a Prefect markdown artifact."""
+    create_markdown_artifact(markdown, key="news-etl-summary", description="news_etl run summary")
 
 
 @flow(name="news-etl", log_prints=True)
@@ -92,30 +204,46 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
     """
     started = time.monotonic()
     logger = get_run_logger()
+    log_stage = StageLog(logger)
     source_dirs = [source_dir] if isinstance(source_dir, str) else list(source_dir)
     run_id = flow_run.id or uuid.uuid4().hex
-    with load.writer_lock(warehouse_dir, load_settings().lock_wait_seconds):
+    with load.writer_lock(warehouse_dir, load_settings().lock_wait_seconds, on_wait=logger.warning):
+        log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
         prior = read_prior(warehouse_dir, full_refresh)
+        log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
         skip = frozenset(prior["manifest"]["file_hash"]) if prior.get("manifest") is not None else frozenset()
         raw, ingest_log = ingest_task(source_dirs, run_id, skip)
-        logger.info("ingest: %d files, %d new articles", ingest_log["source_file"].n_unique(), raw.height)
+        files = ingest_log.filter(pl.col("source_line").is_null())
+        log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
+                  unchanged=int(files["reason"].str.starts_with("unchanged").sum()),
+                  rejected=int((ingest_log["status"] != "ok").sum()), articles=raw.height)
         articles, boilerplate = clean_task(raw)
-        logger.info("clean: %d boilerplate spans removed", boilerplate.height)
+        log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
         prior = assemble.prune_superseded(prior, ingest_log)
         articles, stories = dedup_task(articles, prior.get("articles"))
-        logger.info("dedup: %d stories, %d copies", stories.height, articles["duplicate_of"].is_not_null().sum())
-        mentions, quotes = extract_task(articles)
-        logger.info("extract: %d event mentions, %d quotes", mentions.height, quotes.height)
+        log_stage("dedup", stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
+        cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
+        prune_cache(cache_dir)
+        extracted = extract_task.with_options(result_storage=cache_dir)(articles, return_state=True)
+        mentions, quotes = extracted.result()
+        log_stage("extract", "cached" if extracted.name == "Cached" else "", event_mentions=mentions.height,
+                  quotes=quotes.height)
         new = {"articles": articles, "boilerplate": boilerplate, "stories": stories, "event_mentions": mentions,
                "quotes": quotes, "ingest_log": ingest_log,
                "dq_results": pl.DataFrame(schema=validate.DQ_SCHEMA),
                "quarantine": pl.DataFrame(schema=validate.QUARANTINE_SCHEMA)}
         tables = assemble.assemble_tables(prior, new)
-        expected = (prior["articles"].height if prior.get("articles") is not None else 0) + articles.height
+        expected = validate.expected_article_count(prior.get("articles"), ingest_log)
         validated = validate_task(tables, run_id, expected)
+        data_docs = data_docs_task(validated.gx_results, warehouse_dir)
+        failed = int((~validated.dq_results["success"]).sum())
+        log_stage("validate", checks_passed=validated.dq_results.height - failed, checks_failed=failed,
+                  rows_quarantined=validated.quarantine.height)
+        stages = stage_counts(ingest_log, new, tables["events"], validated)
         if validated.critical_failures:
+            publish_summary(summary_markdown(stages, {}, validated, time.monotonic() - started, data_docs))
             raise validate.DataQualityError(
-                "critical data-quality checks failed; the warehouse was left as it was:\n  "
+                f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
                 + "\n  ".join(validated.critical_failures))
         tables = {**validated.tables,
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
@@ -124,9 +252,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         if warning:
             logger.warning(warning)
     counts = {name: frame.height for name, frame in sorted(tables.items())}
-    logger.info("load: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
-    create_markdown_artifact(summary_markdown(counts, validated, time.monotonic() - started),
-                             key="news-etl-summary", description="news_etl run summary")
+    log_stage("load", tables=len(counts), rows=sum(counts.values()))
+    publish_summary(summary_markdown(stages, counts, validated, time.monotonic() - started, data_docs))
     return counts
 
 

@@ -72,6 +72,51 @@ def tables(warehouse: WarehouseOption = "") -> None:
     print_table(["table", "rows"], rows, title=f"{Path(root).resolve()}")
 
 
+@app.command()
+def report(warehouse: WarehouseOption = "") -> None:
+    """Summarise the latest loaded run: ingest outcomes, expectations, quarantined rows, and the Data Docs page."""
+    import polars as pl
+
+    from tasks.load import read_table
+    from tasks.validate import data_docs_index
+
+    root = warehouse or default_warehouse()
+    dq = read_table(root, "dq_results")
+    if dq is None or dq.is_empty():
+        console.print(f"[red]no run recorded in {Path(root).resolve()}:[/red] run `newsetl run` first")
+        raise typer.Exit(1)
+    run_id = dq.sort("checked_at")["run_id"][-1]
+    of_run = pl.col("run_id") == run_id
+    dq = dq.filter(of_run)
+    log = read_table(root, "ingest_log").filter(of_run)
+    quarantine = read_table(root, "quarantine").filter(of_run)
+    console.print(f"Run [bold]{run_id}[/bold] checked at {dq['checked_at'].max():%Y-%m-%d %H:%M:%S} UTC")
+    files = log.filter(pl.col("source_line").is_null())
+    print_table(["status", "files", "articles", "lines rejected"], [
+        [status, str(group.filter(pl.col("source_line").is_null()).height),
+         str(group["n_articles"].sum()), str(group["source_line"].is_not_null().sum())]
+        for (status,), group in sorted(log.group_by("status"))], title=f"Ingest: {files.height} files")
+    problems = log.filter(pl.col("status") != "ok").sort("source_file", "source_line", nulls_last=False)
+    if problems.height:
+        print_table(["file", "line", "status", "reason"], [
+            [r["source_file"], "" if r["source_line"] is None else str(r["source_line"]), r["status"], r["reason"]]
+            for r in problems.iter_rows(named=True)], title="Inputs not loaded")
+    failed = dq.filter(~pl.col("success"))
+    console.print(f"Expectations: {dq.height - failed.height} passed, {failed.height} failed")
+    if failed.height:
+        print_table(["table", "column", "expectation", "severity", "unexpected"], [
+            [r["table_name"], r["column"], r["expectation"], r["severity"], str(r["unexpected_count"])]
+            for r in failed.iter_rows(named=True)], title="Failed expectations")
+    console.print(f"Quarantined rows: {quarantine.height}")
+    if quarantine.height:
+        print_table(["table", "reason", "rows"], [
+            [r["table_name"], r["reason"], str(r["len"])]
+            for r in quarantine.group_by("table_name", "reason").len().sort("table_name", "reason").iter_rows(named=True)],
+            title="Quarantine")
+    docs = data_docs_index(root)
+    console.print(f"Data Docs: {docs}" + ("" if docs.is_file() else " (not built yet)"), soft_wrap=True)
+
+
 def print_table(columns: list[str], rows: list[list[str]], title: str | None = None) -> None:
     """Print rows as a rich table."""
     table = Table(*columns, title=title, show_lines=False)

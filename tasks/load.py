@@ -18,8 +18,8 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -37,27 +37,36 @@ class WarehouseBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def writer_lock(warehouse_dir: str | Path, wait_seconds: float = 0.0) -> Iterator[None]:
-    """Hold the warehouse's single-writer lock, waiting up to `wait_seconds`, else raise WarehouseBusy."""
+def writer_lock(warehouse_dir: str | Path, wait_seconds: float = 0.0,
+                on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the warehouse's single-writer lock, waiting up to `wait_seconds`, else raise WarehouseBusy.
+
+    `on_wait` is called once, with a message naming the holder, if the lock is busy and the run will wait.
+    """
     root = Path(warehouse_dir)
     root.mkdir(parents=True, exist_ok=True)
     with (root / LOCK_FILE).open("a+") as handle:
         deadline = time.monotonic() + wait_seconds
+        announced = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
                 if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another process"
                     raise WarehouseBusy(
                         f"warehouse {root} is being written by {holder}; try again when that run ends"
+                        " (or set NEWSETL_LOCK_WAIT_SECONDS to wait)"
                     ) from None
+                if on_wait and not announced:
+                    on_wait(f"warehouse {root} is being written by {holder}; waiting up to {wait_seconds:g} s")
+                    announced = True
                 time.sleep(0.5)
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+        handle.write(f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
         handle.flush()
         try:
             yield
@@ -99,7 +108,7 @@ def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl
     snapshots.mkdir(parents=True, exist_ok=True)
     for leftover in snapshots.glob("*.staging"):
         shutil.rmtree(leftover, ignore_errors=True)
-    name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{run_id[:8]}"
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{run_id[:8]}"
     staging = snapshots / f"{name}.staging"
     staging.mkdir()
     previous = current_snapshot(root)
@@ -114,6 +123,8 @@ def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl
         frame = replace.get(table, append.get(table))
         if frame is not None and (table in replace or frame.height or not any(target.iterdir())):
             write_parquet_durably(frame, target / f"part-{name}.parquet")
+        fsync_dir(target)
+    fsync_dir(staging)
     final = snapshots / name
     staging.rename(final)
     fsync_dir(snapshots)

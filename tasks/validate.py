@@ -2,7 +2,9 @@
 
 Suites are declared here and synced into the GX file context under `expectations/` (committed JSON). Each
 expectation carries `meta.severity`: a failed `critical` one fails the run before anything is loaded; rows that
-fail a `warning` one move to the `quarantine` table (with dependents), and the run goes on.
+fail a `warning` one move to the `quarantine` table (with dependents), and the run goes on. `meta.reason` is the
+human-readable reason recorded for a failing row. Each run's results are also rendered as GX Data Docs under the
+warehouse (`<warehouse>/data_docs/index.html`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+import re
+import shutil
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -21,10 +25,45 @@ PLOVER_TYPES = ("AGREE", "CONSULT", "SUPPORT", "CONCEDE", "COOPERATE", "AID", "R
 INGEST_STATUSES = ("ok", "quarantined", "error")
 RESIDUAL_BOILERPLATE = r"(?im)(?:\bicon ?(?:bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
 EARLIEST_DATE = datetime(1900, 1, 1)
+NO_TEXT_LEFT = "no article text left after cleaning"
 KEYS = {"articles": "article_id", "stories": "story_id", "events": "event_id", "event_mentions": "event_id",
         "quotes": "quote_id", "boilerplate": "article_id", "ingest_log": "source_file"}
 DEPENDENTS = {"articles": [("event_mentions", "article_id"), ("quotes", "article_id"), ("boilerplate", "article_id")],
               "events": [("event_mentions", "event_id")]}
+# A parent row left with none of its children after quarantine is quarantined too: (parent, child, key).
+EMPTIED_PARENTS = [("events", "event_mentions", "event_id"), ("stories", "articles", "story_id")]
+DATA_DOCS_DIR = "data_docs"
+DOCS_RESULTS_DIR = "dq_validations"
+DOCS_SITE = "warehouse"
+VENDOR_DIR = Path("gx") / "plugins" / "custom_data_docs" / "vendor"
+# The CDN files GX's page templates load -> the vendored copy (None: not needed by these pages, dropped), so the
+# Data Docs render offline.
+CDN_ASSETS = {
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.min.js",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap.min.js",
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "bootstrap-table.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "bootstrap-table.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
+        "bootstrap-table-filter-control.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
+        "bootstrap-table-filter-control.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
+        "bootstrap-table-filter-control.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
+        "bootstrap-datepicker.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
+        "bootstrap-datepicker.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
+        "fontawesome/css/fontawesome-solid.min.css",
+    "https://cdn.jsdelivr.net/npm/vega@5": None,
+    "https://cdn.jsdelivr.net/npm/vega-lite@5": None,
+    "https://cdn.jsdelivr.net/npm/vega-embed@6": None,
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": None,
+}
+CDN_TAG_RE = re.compile(r'<(script|link)\b[^>]*?(?:src|href)="(https://[^"]+)"[^>]*>(?:\s*</script>)?')
+GX_LOGO_RE = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/[\w.-]+(?:\?d=[\w.]+)?")
 QUARANTINE_SCHEMA = {"run_id": pl.String, "table_name": pl.String, "row_key": pl.String,
                      "expectation": pl.String, "reason": pl.String, "row_json": pl.String}
 DQ_SCHEMA = {"run_id": pl.String, "table_name": pl.String, "expectation": pl.String, "column": pl.String,
@@ -46,13 +85,15 @@ class Validated:
     quarantine: pl.DataFrame
     dq_results: pl.DataFrame
     critical_failures: list[str]
+    gx_results: dict = field(default_factory=dict)
 
 
-def expectation(kind: str, severity: str, **kwargs):
-    """A GX expectation of class `kind` tagged with its severity."""
+def expectation(kind: str, severity: str, reason: str | None = None, **kwargs):
+    """A GX expectation of class `kind` tagged with its severity and, optionally, the reason a row fails it."""
     import great_expectations as gx
 
-    return getattr(gx.expectations, kind)(meta={"severity": severity}, **kwargs)
+    meta = {"severity": severity} | ({"reason": reason} if reason else {})
+    return getattr(gx.expectations, kind)(meta=meta, **kwargs)
 
 
 def suite_definitions() -> dict[str, list]:
@@ -63,11 +104,13 @@ def suite_definitions() -> dict[str, list]:
         return [expectation("ExpectColumnValuesToNotBeNull", critical, column=column),
                 expectation("ExpectColumnValuesToBeUnique", critical, column=column)]
 
-    def in_param(column: str, param: str, severity: str = critical) -> object:
-        return expectation("ExpectColumnValuesToBeInSet", severity, column=column, value_set={"$PARAMETER": param})
+    def in_param(column: str, param: str, severity: str = critical, reason: str | None = None) -> object:
+        return expectation("ExpectColumnValuesToBeInSet", severity, reason, column=column,
+                           value_set={"$PARAMETER": param})
 
     def plausible_date(column: str) -> object:
-        return expectation("ExpectColumnValuesToBeBetween", warning, column=column,
+        return expectation("ExpectColumnValuesToBeBetween", warning,
+                           f"{column} is before {EARLIEST_DATE:%Y} or in the future", column=column,
                            min_value={"$PARAMETER": "earliest_date"}, max_value={"$PARAMETER": "today"})
 
     return {
@@ -76,9 +119,14 @@ def suite_definitions() -> dict[str, list]:
             expectation("ExpectColumnValuesToNotBeNull", critical, column="story_id"),
             expectation("ExpectColumnValuesToNotBeNull", critical, column="content_hash"),
             in_param("story_id", "story_ids"),
-            expectation("ExpectColumnPairValuesAToBeGreaterThanB", warning, column_A="raw_chars",
-                        column_B="clean_chars", or_equal=True),
-            expectation("ExpectColumnValuesToNotMatchRegex", warning, column="body", regex=RESIDUAL_BOILERPLATE),
+            in_param("duplicate_of", "article_ids"),
+            expectation("ExpectColumnPairValuesAToBeGreaterThanB", warning, "cleaning made the body longer",
+                        column_A="raw_chars", column_B="clean_chars", or_equal=True),
+            expectation("ExpectColumnValuesToNotBeNull", warning, NO_TEXT_LEFT, column="body"),
+            expectation("ExpectColumnValuesToMatchRegex", warning, NO_TEXT_LEFT, column="body", regex=r"\S"),
+            expectation("ExpectColumnValuesToNotMatchRegex", warning,
+                        "residual boilerplate in body (icon-font run or player timestamps)", column="body",
+                        regex=RESIDUAL_BOILERPLATE),
             plausible_date("published_date"),
             expectation("ExpectTableRowCountToEqual", critical, value={"$PARAMETER": "expected_articles"}),
         ],
@@ -91,9 +139,10 @@ def suite_definitions() -> dict[str, list]:
             *keys("event_id"),
             expectation("ExpectColumnValuesToBeInSet", critical, column="event_type", value_set=list(PLOVER_TYPES)),
             in_param("story_id", "story_ids"),
-            in_param("source_code", "actor_codes", warning),
-            in_param("target_code", "actor_codes", warning),
-            expectation("ExpectColumnValuesToBeBetween", warning, column="confidence", min_value=0, max_value=1),
+            in_param("source_code", "actor_codes", warning, "source_code is not in the actor gazetteer"),
+            in_param("target_code", "actor_codes", warning, "target_code is not in the actor gazetteer"),
+            expectation("ExpectColumnValuesToBeBetween", warning, "confidence outside [0, 1]", column="confidence",
+                        min_value=0, max_value=1),
             expectation("ExpectColumnValuesToBeBetween", critical, column="n_articles", min_value=1),
             plausible_date("event_date"),
         ],
@@ -101,17 +150,26 @@ def suite_definitions() -> dict[str, list]:
             expectation("ExpectColumnValuesToNotBeNull", critical, column="event_id"),
             in_param("event_id", "event_ids"),
             in_param("article_id", "article_ids"),
-            expectation("ExpectColumnPairValuesAToBeGreaterThanB", warning, column_A="article_date",
-                        column_B="event_date", or_equal=True, ignore_row_if="either_value_is_missing"),
+            expectation("ExpectColumnPairValuesAToBeGreaterThanB", warning, "event dated after its article",
+                        column_A="article_date", column_B="event_date", or_equal=True,
+                        ignore_row_if="either_value_is_missing"),
         ],
-        "quotes": [*keys("quote_id"), in_param("article_id", "article_ids"),
-                   expectation("ExpectColumnValuesToNotBeNull", warning, column="quote")],
+        "quotes": [*keys("quote_id"), in_param("article_id", "article_ids"), in_param("story_id", "story_ids"),
+                   expectation("ExpectColumnValuesToNotBeNull", warning, "empty quote", column="quote")],
         "boilerplate": [in_param("article_id", "article_ids"),
+                        expectation("ExpectColumnValuesToBeBetween", critical, column="char_start", min_value=0),
                         expectation("ExpectColumnPairValuesAToBeGreaterThanB", critical, column_A="char_end",
                                     column_B="char_start", or_equal=True)],
         "ingest_log": [expectation("ExpectColumnValuesToNotBeNull", critical, column="source_file"),
                        expectation("ExpectColumnValuesToBeInSet", critical, column="status",
-                                   value_set=list(INGEST_STATUSES))],
+                                   value_set=list(INGEST_STATUSES)),
+                       expectation("ExpectColumnValuesToBeBetween", critical, column="n_articles", min_value=0),
+                       expectation("ExpectColumnValuesToNotBeNull", critical, column="reason",
+                                   row_condition='status != "ok"', condition_parser="pandas"),
+                       expectation("ExpectColumnValuesToBeInSet", critical, column="n_articles", value_set=[0],
+                                   row_condition='status != "ok"', condition_parser="pandas"),
+                       expectation("ExpectCompoundColumnsToBeUnique", critical,
+                                   column_list=["run_id", "source_file", "source_line"])],
     }
 
 
@@ -172,24 +230,38 @@ def to_pandas_for_gx(frame: pl.DataFrame):
     ).to_pandas()
 
 
+def expected_article_count(prior_articles: pl.DataFrame | None, ingest_log: pl.DataFrame) -> int:
+    """Articles the warehouse should hold after this run: the prior ones plus those the ingest log says were read."""
+    return (prior_articles.height if prior_articles is not None else 0) + int(ingest_log["n_articles"].sum())
+
+
+def checked_columns(kwargs: dict) -> str:
+    """The column(s) an expectation checks, comma-separated ('' for table-level ones)."""
+    if kwargs.get("column"):
+        return kwargs["column"]
+    return ",".join(kwargs.get("column_list") or filter(None, [kwargs.get("column_A"), kwargs.get("column_B")]))
+
+
 def validate_tables(tables: dict[str, pl.DataFrame], run_id: str, context_dir: str | Path,
                     actor_codes: list[str], expected_articles: int) -> Validated:
     """Run every suite; collect dq_results, quarantine rows failing warnings, report failed criticals."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
     context = gx_context(context_dir)
     params = run_parameters(tables, actor_codes, expected_articles)
     checked_at = datetime.now(timezone.utc).replace(microsecond=0)
-    dq_rows, failing_rows, critical_failures = [], [], []
+    gx_run = RunIdentifier(run_name=run_id, run_time=checked_at)
+    dq_rows, failing_rows, critical_failures, gx_results = [], [], [], {}
     mentions_dates = tables["articles"].select("article_id", article_date=pl.col("published_date"))
     frames = {**tables, "event_mentions": tables["event_mentions"].join(mentions_dates, on="article_id", how="left")}
     for table in suite_definitions():
-        frame = frames[table]
         result = context.validation_definitions.get(table).run(
-            batch_parameters={"dataframe": to_pandas_for_gx(frame)}, expectation_parameters=params,
-            result_format={"result_format": "COMPLETE"})
+            batch_parameters={"dataframe": to_pandas_for_gx(frames[table])}, expectation_parameters=params,
+            result_format={"result_format": "COMPLETE"}, run_id=gx_run)
+        gx_results[table] = result
         for check in result.results:
             config = check.expectation_config
-            column = config.kwargs.get("column") or \
-                ",".join(filter(None, [config.kwargs.get("column_A"), config.kwargs.get("column_B")]))
+            column = checked_columns(config.kwargs)
             severity = config.meta.get("severity", "critical")
             unexpected = check.result.get("unexpected_count")
             dq_rows.append({"run_id": run_id, "table_name": table, "expectation": config.type, "column": column,
@@ -201,10 +273,12 @@ def validate_tables(tables: dict[str, pl.DataFrame], run_id: str, context_dir: s
             if severity == "critical":
                 critical_failures.append(f"{table}.{column or '*'}: {config.type} failed "
                                          f"({unexpected if unexpected is not None else 'table-level'} unexpected)")
+                continue
+            reason = config.meta.get("reason") or f"{config.type} failed on {column}"
             for index in check.result.get("unexpected_index_list") or []:
-                failing_rows.append((table, index, (config.type, f"{config.type} failed on {column}")))
+                failing_rows.append((table, index, (config.type, reason)))
     quarantine, kept = quarantine_rows(tables, failing_rows, run_id)
-    return Validated(kept, quarantine, pl.DataFrame(dq_rows, schema=DQ_SCHEMA), critical_failures)
+    return Validated(kept, quarantine, pl.DataFrame(dq_rows, schema=DQ_SCHEMA), critical_failures, gx_results)
 
 
 def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, int, tuple[str, str]]],
@@ -227,6 +301,14 @@ def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, in
             records += quarantine_records(orphans, child, run_id, lambda row, parent=table, key=key: [
                 ("parent_quarantined", f"its {parent} row ({key} {row[key]}) was quarantined")])
             kept[child] = kept[child].filter(~pl.col(key).is_in(moved[KEYS[table]].implode()))
+    for parent, child, key in EMPTIED_PARENTS:
+        if kept[child].height == tables[child].height:
+            continue
+        emptied = kept[parent].filter(pl.col(key).is_in(tables[child][key].implode())
+                                      & ~pl.col(key).is_in(kept[child][key].implode()))
+        records += quarantine_records(emptied, parent, run_id, lambda row, child=child: [
+            ("children_quarantined", f"all its {child} rows were quarantined")])
+        kept[parent] = kept[parent].filter(~pl.col(key).is_in(emptied[key].implode()))
     return pl.DataFrame(records, schema=QUARANTINE_SCHEMA), kept
 
 
@@ -240,6 +322,70 @@ def quarantine_records(rows: pl.DataFrame, table: str, run_id: str, reasons_of) 
                      "reason": "; ".join(text for _, text in reasons),
                      "row_json": json.dumps({k: v for k, v in row.items() if k != "_row"}, default=str)})
     return out
+
+
+def data_docs_index(warehouse_dir: str | Path) -> Path:
+    """Where a warehouse's Data Docs site starts."""
+    return Path(warehouse_dir).resolve() / DATA_DOCS_DIR / "index.html"
+
+
+def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: str | Path) -> Path:
+    """Render this run's validation results as GX Data Docs under the warehouse; returns the index page.
+
+    The site is configured at run time in an ephemeral context (nothing machine-specific is written to the
+    committed `great_expectations.yml`); its validation results store lives beside it, so the index lists every
+    run of this warehouse and no other.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    root = Path(warehouse_dir).resolve()
+    defaults = InMemoryStoreBackendDefaults()
+    stores = {**defaults.stores, defaults.validation_results_store_name: {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DOCS_RESULTS_DIR)}}}
+    site = {"class_name": "SiteBuilder", "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DATA_DOCS_DIR)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}
+    context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
+        store_backend_defaults=defaults, stores=stores, data_docs_sites={DOCS_SITE: site}))
+    keys = []
+    for table, result in gx_results.items():
+        context.suites.add(gx.ExpectationSuite(name=table, expectations=suite_definitions()[table]))
+        suite_key = ExpectationSuiteIdentifier(table)
+        key = ValidationResultIdentifier(suite_key, result.meta["run_id"], table)
+        context.validation_results_store.set(key, result)
+        keys += [suite_key, key]
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=keys)
+    use_vendored_assets(root / DATA_DOCS_DIR, Path(context_dir) / VENDOR_DIR)
+    return data_docs_index(root)
+
+
+def use_vendored_assets(site: Path, vendor: Path) -> None:
+    """Point the site's pages at vendored copies of the CDN scripts, styles and logo, so they render offline."""
+    static = site / "static"
+    shutil.copytree(vendor, static / "vendor", dirs_exist_ok=True)
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        prefix = Path(os.path.relpath(static, page.parent)).as_posix()
+
+        def local(match: re.Match) -> str:
+            kind, url = match.groups()
+            if url not in CDN_ASSETS:
+                return match.group(0)
+            if CDN_ASSETS[url] is None:
+                return ""
+            path = f"{prefix}/vendor/{CDN_ASSETS[url]}"
+            return f'<script src="{path}"></script>' if kind == "script" else f'<link rel="stylesheet" href="{path}">'
+
+        localised = GX_LOGO_RE.sub(f"{prefix}/images/logo-long.png", CDN_TAG_RE.sub(local, html))
+        if localised != html:
+            page.write_text(localised, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def tables(**overrides) -> dict[str, pl.DataFrame]:
         "articles": pl.DataFrame({
             "article_id": ["a1", "a2"], "story_id": ["s1", "s1"], "content_hash": ["h1", "h2"],
             "raw_chars": [100, 80], "clean_chars": [90, 80], "published_date": [dt.date(2024, 4, 4)] * 2,
-            "body": ["NATO created a mission in Ukraine.", "Poland welcomed the NATO mission."]}),
+            "body": ["NATO created a mission in Ukraine.", "Poland welcomed the NATO mission."],
+            "duplicate_of": [None, "a1"]}),
         "stories": pl.DataFrame({"story_id": ["s1"], "n_articles": [2], "canonical_article_id": ["a1"],
                                  "outlets": [["RT", "Sputnik"]]}),
         "events": pl.DataFrame({"event_id": ["e1"], "story_id": ["s1"], "event_type": ["AGREE"],
@@ -26,9 +27,13 @@ def tables(**overrides) -> dict[str, pl.DataFrame]:
                                 "n_articles": [2], "event_date": [dt.date(2024, 4, 4)]}),
         "event_mentions": pl.DataFrame({"event_id": ["e1", "e1"], "article_id": ["a1", "a2"],
                                         "event_date": [dt.date(2024, 4, 4)] * 2}),
-        "quotes": pl.DataFrame({"quote_id": ["q1"], "article_id": ["a2"], "quote": ["We welcome it."]}),
+        "quotes": pl.DataFrame({"quote_id": ["q1"], "article_id": ["a2"], "story_id": ["s1"],
+                                "quote": ["We welcome it."]}),
         "boilerplate": pl.DataFrame({"article_id": ["a1"], "char_start": [0], "char_end": [10]}),
-        "ingest_log": pl.DataFrame({"source_file": ["f.txt"], "status": ["ok"]}),
+        "ingest_log": pl.DataFrame({"source_file": ["f.jsonl", "f.jsonl", "g.pdf"], "source_line": [None, 2, None],
+                                    "status": ["ok", "quarantined", "quarantined"],
+                                    "reason": [None, "invalid JSON", "unsupported file type '.pdf'"],
+                                    "n_articles": [2, 0, 0], "run_id": ["run1"] * 3}),
     }
     return base | overrides
 
@@ -77,7 +82,8 @@ def test_warning_rows_move_to_quarantine_with_their_dependents():
     moved = result.quarantine.sort("table_name")
     assert moved["table_name"].to_list() == ["articles", "event_mentions", "quotes"]
     assert json.loads(moved.row(0, named=True)["row_json"])["article_id"] == "a2"
-    assert "not_match_regex" in moved.row(0, named=True)["reason"]
+    assert moved.row(0, named=True)["expectation"] == "expect_column_values_to_not_match_regex"
+    assert moved.row(0, named=True)["reason"].startswith("residual boilerplate in body")
     assert result.tables["event_mentions"].height == 1
 
 
@@ -108,3 +114,72 @@ def test_unknown_actor_code_is_a_warning(column):
     result = run(t)
     assert result.critical_failures == []
     assert result.quarantine.filter(pl.col("table_name") == "events").height == 1
+
+
+def test_article_with_no_text_left_is_quarantined_with_its_story():
+    t = tables()
+    blank = pl.DataFrame({"article_id": ["a3"], "story_id": ["s2"], "content_hash": ["h3"], "raw_chars": [138],
+                          "clean_chars": [0], "published_date": [None], "body": [""], "duplicate_of": [None]},
+                         schema_overrides={"published_date": pl.Date, "duplicate_of": pl.String})
+    t["articles"] = pl.concat([t["articles"], blank])
+    t["stories"] = pl.concat([t["stories"], pl.DataFrame({"story_id": ["s2"], "n_articles": [1],
+                                                           "canonical_article_id": ["a3"], "outlets": [[]]},
+                                                          schema=t["stories"].schema)])
+    t["boilerplate"] = pl.concat([t["boilerplate"], pl.DataFrame({"article_id": ["a3"], "char_start": [0],
+                                                                   "char_end": [138]})])
+    result = run(t)
+    assert result.critical_failures == []
+    moved = {(r["table_name"], r["row_key"]): r["reason"] for r in result.quarantine.iter_rows(named=True)}
+    assert moved == {("articles", "a3"): "no article text left after cleaning",
+                     ("boilerplate", "a3"): "its articles row (article_id a3) was quarantined",
+                     ("stories", "s2"): "all its articles rows were quarantined"}
+    assert result.tables["stories"]["story_id"].to_list() == ["s1"]
+    assert result.tables["articles"]["article_id"].to_list() == ["a1", "a2"]
+
+
+def test_event_left_without_mentions_is_quarantined():
+    t = tables()
+    t["event_mentions"] = t["event_mentions"].with_columns(event_date=dt.date(2024, 4, 9))
+    result = run(t)
+    assert sorted(result.quarantine["table_name"]) == ["event_mentions", "event_mentions", "events"]
+    assert result.tables["events"].is_empty()
+
+
+@pytest.mark.parametrize("change, failing", [
+    (pl.col("n_articles").replace(2, -1), "ingest_log.n_articles: expect_column_values_to_be_between"),
+    (pl.col("reason").replace("invalid JSON", None), "ingest_log.reason: expect_column_values_to_not_be_null"),
+    (pl.col("source_line").fill_null(2), "ingest_log.run_id,source_file,source_line: expect_compound_columns"),
+])
+def test_inconsistent_ingest_log_is_critical(change, failing):
+    t = tables()
+    t["ingest_log"] = t["ingest_log"].with_columns(change)
+    assert any(f.startswith(failing) for f in run(t).critical_failures), run(t).critical_failures
+
+
+@pytest.mark.parametrize("table, column, value", [
+    ("articles", "duplicate_of", "nope"), ("quotes", "story_id", "nope"), ("stories", "canonical_article_id", "nope"),
+])
+def test_references_to_missing_rows_are_critical(table, column, value):
+    t = tables()
+    t[table] = t[table].with_columns(pl.lit(value).alias(column))
+    assert any(f.startswith(f"{table}.{column}: expect_column_values_to_be_in_set")
+               for f in run(t).critical_failures)
+
+
+def test_expected_article_count_comes_from_the_ingest_log():
+    from tasks.validate import expected_article_count
+
+    log = tables()["ingest_log"]
+    assert expected_article_count(None, log) == 2
+    assert expected_article_count(tables()["articles"], log) == 4
+
+
+def test_data_docs_are_built_under_the_warehouse(tmp_path):
+    from tasks.validate import build_data_docs
+
+    index = build_data_docs(run(tables()).gx_results, tmp_path / "wh", load_settings().expectations_dir)
+    assert index == (tmp_path / "wh" / "data_docs" / "index.html").resolve()
+    html = index.read_text()
+    assert "run1" in html and "validations/articles/run1/" in html
+    assert (index.parent / "expectations" / "articles.html").is_file()
+    assert len(list((index.parent / "validations").rglob("*.html"))) == len(suite_definitions())

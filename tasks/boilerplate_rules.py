@@ -1,0 +1,214 @@
+"""Line features, region scores and pattern rules used by the clean stage to recognise boilerplate lines.
+
+Each rule is a polars expression over the columns made by `line_features`; the first matching rule names
+the boilerplate. Rules describe generic page furniture (credits, players, prompts, link lists), in a few
+languages where cheap, never one site's markup.
+
+Region score of a line: running text (8+ words ending a sentence, or 20+ words) scores its word count; a short
+sentence or a line with numbers scores a little; anything else (menus, labels) scores negative.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+MONTH_NAME_RE = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+FULL_DATE_RE = (
+    rf"(?i)\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH_NAME_RE},?\s+\d{{4}}|"
+    rf"{MONTH_NAME_RE}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|"
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})\b"
+)
+TIMESTAMP_WORDS_RE = (
+    rf"(?i)\b(?:first|updated|published|posted|modified|last|on|at|am|pm|a\.m|p\.m|of|{MONTH_NAME_RE}|"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day|mon|tue|wed|thu|fri|sat|sun|"
+    r"[ecmpa][sd]?t|gmt|utc|bst|cet|cest|hst|hkt|ist|msk|jst|aest|\d+(?:st|nd|rd|th|am|pm|h)?)\b"
+)
+SENTENCE_END_RE = r"[.!?。！？][\"')\]»」]*$"
+CJK_RE = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
+AGENCIES = r"(?:EPA|AFP|AP|Reuters|Getty Images|Getty|Shutterstock|Bloomberg|Xinhua|TASS|Sputnik|Anadolu|PA|UPI|MEGA)"
+
+TEXTY_MIN_WORDS = 8
+TEXTY_LONG_WORDS = 20
+SHORT_SENTENCE_SCORE = 2
+NON_TEXT_PENALTY = 3
+NON_TEXT_WORD_PENALTY_CAP = 10
+TEXTY_SCORE_CAP = 80
+NUMERIC_LINE_MIN_NUMBERS = 1
+NUMERIC_LINE_SCORE = 1
+SHORT_LINE_WORDS = 12
+COMMENT_LINE_MAX_WORDS = 30
+TIMESTAMP_MAX_OTHER_WORDS = 0
+BYLINE_WITH_DATE_MAX_WORDS = 25
+
+
+def line_features(lines: pl.DataFrame) -> pl.DataFrame:
+    """From block text `t`, add comparison `key`, word counts, sentence shape and `score`."""
+    t = pl.col("t")
+    lines = lines.with_columns(
+        t.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars().alias("key"),
+        (t.str.count_matches(r"\w+") + t.str.count_matches(CJK_RE) // 2).alias("n_words"),
+        t.str.contains(SENTENCE_END_RE).alias("ends_sentence"),
+        t.str.contains(r"\p{Ll}").alias("has_lower"),
+        t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
+    )
+    texty = ~pl.col("t").str.ends_with("...") & (
+        ((pl.col("n_words") >= TEXTY_MIN_WORDS) & pl.col("ends_sentence")) | (pl.col("n_words") >= TEXTY_LONG_WORDS)
+    )
+    lines = lines.with_columns(texty.alias("texty"))
+    score = (
+        pl.when(pl.col("n_words") == 0)
+        .then(0)
+        .when(pl.col("texty"))
+        .then(pl.col("n_words").clip(upper_bound=TEXTY_SCORE_CAP))
+        .when(pl.col("ends_sentence") & pl.col("has_lower") & (pl.col("n_words") >= 2))
+        .then(SHORT_SENTENCE_SCORE)
+        .when(pl.col("n_numbers") >= NUMERIC_LINE_MIN_NUMBERS)
+        .then(NUMERIC_LINE_SCORE)
+        .otherwise(non_text_score_expr())
+    )
+    return lines.with_columns(score.cast(pl.Int64).alias("score"))
+
+
+def non_text_score_expr() -> pl.Expr:
+    """Negative score of a line that is not running text: longer menu items weigh more, up to a cap."""
+    return -NON_TEXT_PENALTY - pl.col("n_words").clip(upper_bound=NON_TEXT_WORD_PENALTY_CAP)
+
+
+def _matches(pattern: str) -> pl.Expr:
+    """The block text matches the regex."""
+    return pl.col("t").str.contains(pattern)
+
+
+SHORT = pl.col("n_words") <= SHORT_LINE_WORDS
+
+LINE_RULES: list[tuple[str, pl.Expr]] = [
+    ("icon_font", pl.col("t").str.count_matches(r"(?i)icon") >= 5),
+    (
+        "media_timestamp",
+        _matches(r"(?i)^(?:podcasts?|listen|play|pause|mute)$")
+        | _matches(r"^\d{1,2}(?::\d{0,2}){1,2}(?:\s*/\s*\d{1,2}(?::\d{0,2}){1,2})?$")
+        | _matches(r"^(?:\d{1,2}:\d{2}\s*){2,}$"),
+    ),
+    (
+        "gallery",
+        _matches(r"(?i)^(?:(?:image|photo|slide|picture)s?\s+)?\d+\s*(?:of|/)\s*/?\s*\d*$")
+        | _matches(
+            r"(?i)^(?:caption|hide caption|toggle caption|close|expand|enlarge this image|back to gallery|view gallery|"
+            r"next|previous|prev|fullscreen|full screen)$"
+        ),
+    ),
+    (
+        "timestamp",
+        SHORT
+        & _matches(FULL_DATE_RE)
+        & (pl.col("t").str.replace_all(TIMESTAMP_WORDS_RE, "").str.count_matches(r"\w+") <= TIMESTAMP_MAX_OTHER_WORDS),
+    ),
+    ("url_line", _matches(r"^(?:https?://|www\.)\S+$")),
+    (
+        "photo_credit",
+        SHORT
+        & (
+            _matches(r"(?i)^\(?(?:photos?|images?|pictures?|credits?|source|video|illustration)\s*(?:by|:|credit)")
+            | _matches(rf"^(?:By:\s*)?{AGENCIES}(?:\s*/\s*[\w .]+)?$")
+        ),
+    ),
+    (
+        "caption",
+        _matches(r"\bBy:\s*[^.!?]{1,60}$")
+        | _matches(r"^\d+ of \d+\s+\S")
+        | _matches(rf"[.!?\"]\s+(?:[A-Z][\w.&-]*\s+){{0,3}}{AGENCIES}(?:\s*/\s*[\w .]+)?$")
+        | _matches(r"(?i)\bcredits?\s*(?:\.\.\.|:)\s*\S")
+        | _matches(r"(?i)\((?:[^()]{0,40}[\s/])?(?:photo|image|picture|getty images|file)s?\b[^()]*\)$"),
+    ),
+    (
+        "contact_for_comment",
+        (pl.col("n_words") <= COMMENT_LINE_MAX_WORDS)
+        & _matches(
+            r"(?i)\b(?:has|have|had)\s+(?:contacted|reached out to|asked)\b.{0,120}"
+            r"\bfor\s+(?:a\s+)?(?:comment|response|reaction)"
+        ),
+    ),
+    (
+        "share_prompt",
+        SHORT
+        & _matches(
+            r"(?i)^(?:share(?: this(?: article| story)?| on \w+)?|tweet|e-?mail|print|whatsapp|facebook|twitter|"
+            r"linkedin|pinterest|reddit|telegram|copy(?: the)? link|follow(?: us)?\b.*|subscribe\b.*|"
+            r"sign (?:up|in)\b.*|log ?in|"
+            r"register|read more|click here\b.*|save(?: article)?|bookmark|jump to comments|"
+            r"show comments|leave a comment|listen to this article.*|download (?:the )?app.*)$"
+        )
+        | _matches(
+            r"(?i)^(?:(?:share|whatsapp|facebook|twitter|google\+?|pinterest|pint|linkedin|e-?mail|print|reddit|tumblr|telegram|"
+            r"messenger|tweet|flipboard|pocket|sms|copy link|share (?:this|on|via)\b.*)\W*){2,}$"
+        ),
+    ),
+    (
+        "cookie_newsletter",
+        _matches(
+            r"(?i)\b(?:we|this (?:web)?site|our (?:web)?site) uses? cookies\b|\b(?:accept(?: all)?|use of) cookies\b|"
+            r"\bcookies? (?:policy|settings|consent|preferences)\b|\bprivacy (?:policy|notice|settings)\b|"
+            r"\bterms (?:of|and) (?:use|service|conditions)\b|\ball rights reserved\b|\bunsubscribe\b|\byour inbox\b|"
+            r"\b(?:sign up|subscribe) (?:for|to) (?:our|the|my) .{0,40}newsletters?\b|\bnewsletter sign ?up\b|"
+            r"\bad ?blocker\b|\benable javascript\b|©|\(c\) \d{4}"
+        )
+        | (~pl.col("texty") & _matches(r"(?i)\b(?:cookies?|newsletters?|privacy)\b")),
+    ),
+    (
+        "advertisement",
+        _matches(
+            r"(?i)^(?:advertisement|advertising|ad|sponsored(?: content)?|continue reading(?: the main story| below)?|"
+            r"story continues(?: below)?(?: advertisement)?|supported by|skip (?:to|advertisement)\b.*|"
+            r"scroll to continue.*)$"
+        ),
+    ),
+    (
+        "byline",
+        (pl.col("n_words") <= 10)
+        & ~pl.col("ends_sentence")
+        & _matches(r"^(?i:by)\s+[A-Z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]*|and|&|,|in|for))*(?:\s*[,|-]\s*.*)?$")
+        | (pl.col("n_words") <= BYLINE_WITH_DATE_MAX_WORDS) & _matches(r"^(?i:by)\s+\p{Lu}") & _matches(FULL_DATE_RE)
+        | SHORT
+        & _matches(r"(?i)^(?:written|researched|edited|reported|compiled|produced|reviewed|fact-checked) by:?\s"),
+    ),
+    (
+        "comments",
+        SHORT
+        & _matches(
+            r"(?i)^\W*(?:\d+\s+)?(?:comments?|responses?|replies)\W*$"
+            r"|^(?:top rated|show|view|load|read|post a|leave a|add a)\s+(?:\w+\s+)?(?:comments?|reply)\b"
+            r"|^join the (?:conversation|discussion)|^(?:discussion|comments) \(\d+\)"
+        ),
+    ),
+    (
+        "author_bio",
+        SHORT
+        & ~pl.col("ends_sentence")
+        & _matches(
+            r"^(?i:about|sobre|über|a propos de|à propos de|acerca de|o autorze|об авторе)\s+(?:the author|\p{Lu})"
+        ),
+    ),
+    ("tags", SHORT & _matches(r"(?i)^(?:tags?|topics?|filed under|categories|category|keywords)\s*:")),
+    (
+        "related_list",
+        SHORT
+        & _matches(
+            r"(?i)^(?:related|read (?:more|also|next)|see also|more (?:from|in|on|stories|news)\b|"
+            r"you (?:may|might) also (?:like|be interested in)|recommended|most (?:read|popular|viewed|shared)|"
+            r"trending|top stories|latest (?:news|stories))"
+        )
+        & ~pl.col("texty"),
+    ),
+]
+
+HARD_TAIL_RULES = ("comments",)
+SOFT_TAIL_RULES = ("tags", "author_bio")
+PAGE_FURNITURE_RULES = (
+    "share_prompt",
+    "cookie_newsletter",
+    "related_list",
+    "comments",
+    "tags",
+    "author_bio",
+    "corpus_repeated",
+)

@@ -1,0 +1,102 @@
+"""Event dates from a sentence's date expressions and the article's published_date (vectorised)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december"]
+MONTH_RE = r"(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?)"
+BOUND_RE = r"(?:\b(since|until|till|before|from)\b[^.,;]{0,60}?)?"
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# substrings without which a sentence holds no date expression (a cheap pre-filter)
+DATE_WORDS = [m[:3] for m in MONTHS] + WEEKDAYS + [
+    "yesterday", "today", "tonight", "this morning", "next day", "following day", "day later", "-0", "-1",
+]
+WEEKDAY_RE = r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"
+
+
+def month_number(expr: pl.Expr) -> pl.Expr:
+    """1..12 from a month name or abbreviation."""
+    abbrev = expr.str.to_lowercase().str.slice(0, 3)
+    return abbrev.replace_strict({m[:3]: i + 1 for i, m in enumerate(MONTHS)}, default=None, return_dtype=pl.Int32)
+
+
+def safe_date(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
+    """Date from parts, null when the parts are no valid date (e.g. 31 November)."""
+    part = lambda e, w: e.cast(pl.String).str.zfill(w)  # noqa: E731
+    return pl.concat_str([part(year, 4), part(month, 2), part(day, 2)], separator="-").str.to_date(
+        "%Y-%m-%d", strict=False
+    )
+
+
+def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
+    """Add `event_date` (Date|null) and `date_precision` ('day'|'month'|null) to sentences.
+
+    Needs columns article_id, sentence_index, sentence, published_date. In order of preference: an ISO date; a
+    month and day ("July 14", "14 July", year from the text or the latest such date not after publication); a
+    month and year ("in March 2024" -> first of the month); "yesterday"/"today"; a weekday ("on Tuesday" -> the
+    latest Tuesday on or before publication); "the next day" (the day after the previous dated sentence).
+    Sentences without an expression take the published date; without any anchor the date stays null.
+    """
+    pub = pl.col("published_date")
+    s = pl.col("sentence")
+    iso = s.str.extract(r"\b(\d{4}-\d{2}-\d{2})\b").str.to_date("%Y-%m-%d", strict=False)
+    # a date after "since/until/before" bounds a period and is not the event's date
+    md = s.str.extract_groups(BOUND_RE + MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?")
+    dm = s.str.extract_groups(BOUND_RE + r"\b(\d{1,2})(?:st|nd|rd|th)?\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?")
+    my = s.str.extract_groups(r"\b(?:[Ii]n|[Ss]ince|[Uu]ntil|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?\b")
+    frame = sentences.with_columns(
+        _iso=iso,
+        _m=pl.coalesce(
+            pl.when(md.struct[0].is_null()).then(month_number(md.struct[1])),
+            pl.when(dm.struct[0].is_null()).then(month_number(dm.struct[2])),
+        ),
+        _d=pl.coalesce(
+            pl.when(md.struct[0].is_null()).then(md.struct[2]), pl.when(dm.struct[0].is_null()).then(dm.struct[1])
+        ).cast(pl.Int32, strict=False),
+        _y=pl.coalesce(
+            pl.when(md.struct[0].is_null()).then(md.struct[3]), pl.when(dm.struct[0].is_null()).then(dm.struct[3])
+        ).cast(pl.Int32, strict=False),
+        _mm=month_number(my.struct[0]),
+        _my=my.struct[1].cast(pl.Int32, strict=False),
+        _wd=s.str.extract(WEEKDAY_RE).str.to_lowercase().replace_strict(
+            {d: i + 1 for i, d in enumerate(WEEKDAYS)}, default=None, return_dtype=pl.Int32
+        ),
+        _rel=s.str.extract(r"(?i)\b(yesterday|today|tonight|this morning|(?:the )?(?:next|following) day|a day later)\b")
+        .str.to_lowercase(),
+    )
+    pub_year = pub.dt.year().cast(pl.Int32)
+    md_date = safe_date(pl.coalesce("_y", pub_year), pl.col("_m"), pl.col("_d"))
+    md_date = (
+        pl.when(pl.col("_y").is_null() & (md_date > pub + pl.duration(days=7))).then(safe_date(pub_year - 1, pl.col("_m"), pl.col("_d")))
+        .otherwise(md_date)
+    )
+    my_date = safe_date(pl.coalesce("_my", pub_year), pl.col("_mm"), pl.lit(1))
+    my_date = pl.when(pl.col("_my").is_null() & (my_date > pub)).then(safe_date(pub_year - 1, pl.col("_mm"), pl.lit(1))).otherwise(my_date)
+    back = ((pub.dt.weekday().cast(pl.Int32) - pl.col("_wd")) % 7).cast(pl.Int64)
+    weekday_date = pub - pl.duration(days=back)
+    rel = pl.col("_rel")
+    explicit = (
+        pl.when(pl.col("_iso").is_not_null()).then(pl.col("_iso"))
+        .when(pl.col("_m").is_not_null() & pl.col("_d").is_between(1, 31)).then(md_date)
+        .when(pl.col("_mm").is_not_null()).then(my_date)
+        .when(rel == "yesterday").then(pub - pl.duration(days=1))
+        .when(rel.is_in(["today", "tonight", "this morning"])).then(pub)
+        .when(pl.col("_wd").is_not_null()).then(weekday_date)
+    )
+    precision = pl.when(pl.col("_mm").is_not_null() & pl.col("_m").is_null() & pl.col("_iso").is_null()).then(
+        pl.lit("month")
+    )
+    frame = frame.with_columns(_explicit=explicit).sort("article_id", "sentence_index")
+    anchor = pl.col("_explicit").forward_fill().shift(1).over("article_id")
+    next_day = rel.str.contains("next|following|later").fill_null(False)
+    event_date = (
+        pl.when(pl.col("_explicit").is_not_null()).then(pl.col("_explicit"))
+        .when(next_day).then(pl.coalesce(anchor, pub) + pl.duration(days=1))
+        .otherwise(pub)
+    )
+    return frame.with_columns(
+        event_date=event_date,
+        date_precision=pl.when(event_date.is_not_null()).then(pl.coalesce(precision, pl.lit("day"))),
+    ).drop("_iso", "_m", "_d", "_y", "_mm", "_my", "_wd", "_rel", "_explicit")

@@ -1,0 +1,90 @@
+"""Multi-word phrase matching over token tables with polars joins (longest match wins, no overlaps)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tasks.sentences import TOKEN_RE
+
+POS_SCALE = 100_000  # tokens per sentence bound, used to order (sid, ti) as one integer
+
+
+def phrase_keys(phrases: pl.Expr) -> pl.Expr:
+    """Tokenise phrases the way sentences are tokenised and join the tokens with single spaces."""
+    return phrases.str.extract_all(TOKEN_RE).list.join(" ")
+
+
+def add_phrase_keys(table: pl.DataFrame, column: str = "phrase") -> pl.DataFrame:
+    """Add `key` (token-joined phrase), `n` (its token count) and `head` (first token) to a phrase table."""
+    return (
+        table.with_columns(key=phrase_keys(pl.col(column)))
+        .with_columns(n=pl.col("key").str.count_matches(" ") + 1, head=pl.col("key").str.extract(r"^(\S+)"))
+        .filter(pl.col("key") != "")
+    )
+
+
+def match_phrases(tokens: pl.DataFrame, table: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Matches of `table.key` over the token column `column`: sid, start, end (exclusive) plus table columns.
+
+    Overlapping matches are resolved leftmost-longest; `table` must have been through `add_phrase_keys`.
+    """
+    extra = [c for c in table.columns if c not in ("key", "n", "head")]
+    sizes = sorted(table["n"].unique().to_list())
+    if not sizes:
+        return pl.DataFrame(schema={"sid": pl.Int64, "start": pl.Int64, "end": pl.Int64})
+    width = max(sizes)
+    # shift once, then keep only tokens that can start a phrase
+    candidates = (
+        tokens.select("sid", "ti", pl.col(column).alias("w0"))
+        .with_columns(
+            *[pl.col("w0").shift(-k).alias(f"w{k}") for k in range(1, width)],
+            *[pl.col("sid").shift(-k).alias(f"s{k}") for k in range(1, width)],
+        )
+        .filter(pl.col("w0").is_in(table["head"].unique().implode()))
+    )
+    found = []
+    for n in sizes:
+        grams = candidates
+        if n > 1:
+            grams = grams.filter(pl.col(f"s{n - 1}") == pl.col("sid"))
+        grams = grams.select(
+            "sid", pl.col("ti").alias("start"), pl.concat_str([pl.col(f"w{k}") for k in range(n)], separator=" ").alias("key")
+        )
+        hits = grams.join(table.filter(pl.col("n") == n), on="key", how="inner")
+        found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *extra))
+    return longest_non_overlapping(pl.concat(found))
+
+
+def longest_non_overlapping(matches: pl.DataFrame) -> pl.DataFrame:
+    """Keep, left to right, the longest match at each start that does not overlap a kept one."""
+    ordered = matches.sort("sid", "start", pl.col("end"), descending=[False, False, True]).unique(
+        ["sid", "start"], keep="first", maintain_order=True
+    )
+    reach = (pl.col("sid") * POS_SCALE + pl.col("end")).cum_max().shift(1).fill_null(-1)
+    return ordered.filter(pl.col("sid") * POS_SCALE + pl.col("start") >= reach)
+
+
+def token_rows(tokens: pl.DataFrame, sids: pl.Series, positions: pl.Series) -> pl.Series:
+    """Row numbers in `tokens` (sorted by sid, ti; ti from 0) of the tokens at (sid, position)."""
+    return tokens["sid"].search_sorted(sids, side="left").cast(pl.Int64) + positions.cast(pl.Int64)
+
+
+def token_values(tokens: pl.DataFrame, sids: pl.Series, positions: pl.Series, column: str) -> pl.Series:
+    """tokens[column] at (sid, ti=position) for many pairs by direct indexing (null outside the sentence).
+
+    `tokens` must be sorted by (sid, ti) with ti counting from 0, as `tokenize` returns it.
+    """
+    if len(tokens) == 0 or len(sids) == 0:
+        return pl.Series(column, [None] * len(sids), dtype=tokens.schema[column])
+    rows = token_rows(tokens, sids, positions).clip(0, len(tokens) - 1)
+    inside = (tokens["sid"].gather(rows) == sids) & (positions >= 0)
+    values = tokens[column].gather(rows)
+    return pl.select(pl.when(inside).then(values).otherwise(None).alias(column)).to_series()
+
+
+def with_token_values(frame: pl.DataFrame, tokens: pl.DataFrame, position: str | pl.Expr, **columns: str) -> pl.DataFrame:
+    """Add token columns (new_name=token_column) taken at `position` within each row's sentence `sid`."""
+    pos = frame.select(pl.col(position) if isinstance(position, str) else position).to_series()
+    return frame.with_columns(
+        **{name: token_values(tokens, frame["sid"], pos, col) for name, col in columns.items()}
+    )

@@ -1,0 +1,174 @@
+"""Dedup stage: copies, story grouping, incremental attach and determinism on the seed articles."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tasks.dedup import assign_stories
+from tasks.ids import stable_id
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+OUTLETS = ["Newsweek", "The National", "RT", "Sputnik", "Knewz"]
+DATES = [date(2022, 3, 18), date(2022, 3, 16), date(2024, 4, 4), date(2024, 4, 4), date(2024, 7, 15)]
+GROUPS = [{"000", "001"}, {"002", "003"}, {"004"}]
+
+
+def _clean(text: str) -> list[str]:
+    """Seed lines minus obvious junk (icon strips, date/url stamps, short fragments)."""
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if len(line.split()) > 3 and "icon" not in line and "http" not in line and not line.strip().startswith("date ")
+    ]
+
+
+def article(article_id: str, body: str, title: str | None, outlet: str | None, published: date | None) -> dict:
+    """One clean-stage article row."""
+    return {
+        "article_id": article_id,
+        "source_id": article_id,
+        "url": None,
+        "outlet": outlet,
+        "title": title,
+        "published_date": published,
+        "body": body,
+        "content_hash": stable_id(" ".join(body.lower().split())),
+        "ingested_at": datetime(2026, 1, 1),
+    }
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    """Articles frame with clean-stage dtypes."""
+    return pl.DataFrame(rows, schema_overrides={"published_date": pl.Date, "outlet": pl.String, "title": pl.String})
+
+
+def seed_rows(dates: list[date | None] = DATES) -> list[dict]:
+    """The five seed articles with cleaned bodies, ids '000'..'004'."""
+    rows = []
+    for path, outlet, published in zip(sorted(SEEDS.glob("*.txt")), OUTLETS, dates):
+        lines = _clean(path.read_text(encoding="utf-8"))
+        rows.append(article(path.name[:3], "\n".join(lines), lines[0], outlet, published))
+    return rows
+
+
+def groups_of(out: pl.DataFrame) -> list[set[str]]:
+    """Article-id sets per story, sorted for comparison."""
+    grouped = out.group_by("story_id").agg(pl.col("article_id"))["article_id"].to_list()
+    return sorted((set(g) for g in grouped), key=min)
+
+
+@pytest.mark.parametrize("dates", [DATES, [None, *DATES[1:4], None]], ids=["dated", "undated-000-004"])
+def test_seed_stories(dates: list[date | None]) -> None:
+    out, stories = assign_stories(frame(seed_rows(dates)))
+    assert groups_of(out) == GROUPS
+    assert out["duplicate_of"].null_count() == out.height
+    assert out["story_id"].null_count() == 0
+    assert stories.height == 3
+    by_id = stories.join(out.select("story_id", "article_id"), on="story_id").group_by("story_id").agg(
+        pl.col("article_id").sort(), pl.col("outlets").first(), pl.col("canonical_article_id").first()
+    )
+    nato = by_id.filter(pl.col("article_id").list.first() == "002").row(0, named=True)
+    assert nato["outlets"] == ["RT", "Sputnik"] and nato["canonical_article_id"] == "002"
+    shared = out.filter(pl.col("article_id") == "003")["story_evidence"].item()
+    assert "sikorski" in shared
+
+
+def test_exact_and_near_copies_point_to_first_copy() -> None:
+    rows = seed_rows()
+    nato = rows[2]
+    exact = article("105", nato["body"], "Copy", "Mirror", date(2024, 4, 5))
+    earlier_exact = article("101", nato["body"], "Early copy", "Wire", date(2024, 4, 4))
+    words = rows[3]["body"].split(" ")
+    near_body = "MOSCOW (Wire) - " + " ".join(words[:40] + ["reportedly"] + words[41:])
+    near = article("110", near_body, "Another headline", "Syndicated", date(2024, 4, 6))
+    out, stories = assign_stories(frame([*rows, exact, earlier_exact, near]))
+    got = {r["article_id"]: r for r in out.iter_rows(named=True)}
+    # 002 and 101 share date and text: the smaller id is the first copy.
+    assert got["002"]["duplicate_of"] is None
+    assert (got["101"]["duplicate_of"], got["101"]["duplicate_kind"]) == ("002", "exact")
+    assert (got["105"]["duplicate_of"], got["105"]["duplicate_kind"]) == ("002", "exact")
+    assert (got["110"]["duplicate_of"], got["110"]["duplicate_kind"]) == ("003", "near")
+    assert got["110"]["story_score"] >= 0.8
+    assert {got[a]["story_id"] for a in ("002", "003", "101", "105", "110")} == {got["002"]["story_id"]}
+    assert stories.height == 3
+    story = stories.filter(pl.col("story_id") == got["002"]["story_id"]).row(0, named=True)
+    assert story["n_articles"] == 5 and story["n_outlets"] == 5 and story["canonical_article_id"] == "002"
+
+
+QUAKES = [
+    ("q1", "Italy", "A magnitude 6.3 earthquake struck the Abruzzo region of central Italy early on Monday, killing at "
+     "least 150 people in the medieval city of L'Aquila. Prime Minister Silvio Berlusconi declared a state of "
+     "emergency and rescuers from the Civil Protection agency searched collapsed buildings in L'Aquila and "
+     "nearby Onna. The quake was felt in Rome, about 100 kilometres away."),
+    ("q2", "Italy", "Rescue workers in L'Aquila dug through rubble on Monday after a powerful earthquake of magnitude "
+     "6.3 devastated the Abruzzo capital, leaving more than 150 dead. Berlusconi cancelled a trip to Moscow and "
+     "the Civil Protection agency said thousands of residents of L'Aquila and Onna were homeless."),
+    ("q3", "Haiti", "A magnitude 7.0 earthquake struck Haiti on Tuesday, flattening much of Port-au-Prince and "
+     "killing thousands of people. President Rene Preval said the presidential palace collapsed, and the United "
+     "Nations mission in Port-au-Prince reported its headquarters destroyed. Rescuers searched collapsed "
+     "buildings in the Haitian capital."),
+]
+
+
+@pytest.mark.parametrize("published", [date(2009, 4, 6), None], ids=["same-week", "undated"])
+def test_same_kind_events_stay_apart(published: date | None) -> None:
+    rows = [article(aid, body, None, outlet, published) for aid, outlet, body in QUAKES]
+    out, _ = assign_stories(frame(rows))
+    assert groups_of(out) == [{"q1", "q2"}, {"q3"}]
+
+
+def test_date_window_splits_repeated_event() -> None:
+    rows = seed_rows()
+    reworded = " ".join(rows[3]["body"].split()[::2])
+    later = article("201", reworded, None, "Later", date(2024, 9, 1))
+    same_week = article("202", reworded, None, "Later", date(2024, 4, 5))
+    out, _ = assign_stories(frame([*rows[:4], later]))
+    nato = set(out.filter(pl.col("article_id").is_in(["002", "003"]))["story_id"])
+    assert out.filter(pl.col("article_id") == "201")["story_id"].item() not in nato
+    out, _ = assign_stories(frame([*rows[:4], same_week]))
+    assert out.filter(pl.col("article_id") == "202")["story_id"].item() in nato
+
+
+def test_incremental_attach_keeps_story_ids() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    first, first_stories = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
+    new, stories = assign_stories(frame([rows["001"], rows["003"]]), prior=first)
+    assert set(first_stories["story_id"]) == set(stories["story_id"])
+    story_of = dict(zip(first["article_id"], first["story_id"]))
+    attached = dict(zip(new["article_id"], new["story_id"]))
+    assert attached == {"001": story_of["000"], "003": story_of["002"]}
+    sizes = dict(zip(stories["story_id"], stories["n_articles"]))
+    assert sizes == {story_of["000"]: 2, story_of["002"]: 2, story_of["004"]: 1}
+    assert new.columns[: len(frame([rows["001"]]).columns)] == frame([rows["001"]]).columns
+
+
+def test_incremental_new_story_and_copy_of_prior() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    first, _ = assign_stories(frame([rows["000"], rows["002"]]))
+    copy = article("300", rows["002"]["body"], "Copy", "Mirror", date(2024, 4, 8))
+    new, stories = assign_stories(frame([rows["004"], copy]), prior=first)
+    got = {r["article_id"]: r for r in new.iter_rows(named=True)}
+    assert got["300"]["duplicate_of"] == "002"
+    assert got["300"]["story_id"] == first.filter(pl.col("article_id") == "002")["story_id"].item()
+    assert got["004"]["story_id"] == stable_id("story", "004")
+    assert stories.height == 3
+
+
+def test_idempotent_and_order_independent() -> None:
+    rows = seed_rows()
+    out1, stories1 = assign_stories(frame(rows))
+    out2, stories2 = assign_stories(frame(rows[::-1]))
+    key = ["article_id"]
+    assert out1.sort(key).drop("ingested_at").equals(out2.sort(key).drop("ingested_at"))
+    assert stories1.equals(stories2)
+
+
+def test_empty_input() -> None:
+    empty = frame(seed_rows()).head(0)
+    out, stories = assign_stories(empty)
+    assert out.height == 0 and stories.height == 0
+    assert {"story_id", "duplicate_of", "duplicate_kind"} <= set(out.columns)

@@ -1,0 +1,309 @@
+"""Tests of the extract stage: seed stories end to end, and unit tests of its parts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tasks.actors import actor_mentions
+from tasks.dates import resolve_dates
+from tasks.extract import aggregate_events, extract_events
+from tasks.ids import stable_id
+from tasks.sentences import split_sentences, tokenize
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEED_META = {  # file prefix -> (published_date, story_id, outlet, junk lines to drop at the top)
+    "000": ("2022-03-18", "s1", "Newsweek", 0),
+    "001": ("2022-03-16", "s1", "The National", 1),
+    "002": ("2024-04-04", "s2", "RT", 1),
+    "003": ("2024-04-04", "s2", "Sputnik", 1),
+    "004": ("2024-07-15", "s3", "Knewz", 0),
+}
+
+
+def article_frame(rows: list[dict]) -> pl.DataFrame:
+    """Articles frame with the stage's input columns from partial rows."""
+    defaults = {"story_id": "s", "outlet": None, "published_date": None, "title": "", "duplicate_of": None}
+    full = [{**defaults, "article_id": f"a{i}", **r} for i, r in enumerate(rows)]
+    return pl.DataFrame(
+        full,
+        schema={
+            "article_id": pl.String, "story_id": pl.String, "outlet": pl.String, "published_date": pl.Date,
+            "title": pl.String, "body": pl.String, "duplicate_of": pl.String,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def seed_articles() -> pl.DataFrame:
+    rows = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        date, story, outlet, junk = SEED_META[path.name[:3]]
+        body = "\n".join(path.read_text().split("\n")[junk:])
+        rows.append({"article_id": path.stem, "story_id": story, "outlet": outlet,
+                     "published_date": dt.date.fromisoformat(date), "body": body})
+    return article_frame(rows)
+
+
+@pytest.fixture(scope="module")
+def extracted(seed_articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return extract_events(seed_articles)
+
+
+@pytest.fixture(scope="module")
+def mentions(extracted: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
+    return extracted[0]
+
+
+@pytest.fixture(scope="module")
+def quotes(extracted: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
+    return extracted[1]
+
+
+def events_like(mentions: pl.DataFrame, story: str, event_type: str, source: str, target: str | None = None,
+                **filters: object) -> pl.DataFrame:
+    """Asserted (not negated, not hypothetical) mentions of one story matching type and codes."""
+    cond = (
+        (pl.col("story_id") == story) & (pl.col("event_type") == event_type) & (pl.col("source_code") == source)
+        & ~pl.col("negated") & (pl.col("modality") != "hypothetical")
+    )
+    if target is not None:
+        cond &= pl.col("target_code") == target
+    for column, value in filters.items():
+        cond &= pl.col(column) == value
+    return mentions.filter(cond)
+
+
+# --- seed stories end to end -------------------------------------------------------------------------------
+
+def test_story1_poland_requests_nato_mission(mentions: pl.DataFrame) -> None:
+    hit = events_like(mentions, "s1", "REQUEST", "POL", "NATO")
+    assert not hit.is_empty()
+    assert "Kaczynski" in hit["source_actor"][0]
+
+
+def test_story1_nato_allies_reject_and_clear_no(mentions: pl.DataFrame) -> None:
+    rejected = events_like(mentions, "s1", "REJECT", "NATO", "POL")
+    assert set(rejected["outlet"]) == {"Newsweek", "The National"}
+    assert set(rejected["event_date"]) == {dt.date(2022, 3, 16)}  # "the next day" after Tuesday; "Wednesday"
+    bausch = events_like(mentions, "s1", "REJECT", "LUX", "POL")
+    assert bausch["source_actor"].to_list() == ["Francois Bausch"]
+
+
+def test_story1_visit_and_arms(mentions: pl.DataFrame) -> None:
+    visit = events_like(mentions, "s1", "CONSULT", "POL", "UKR", article_id="000_5aebb8792d952252")
+    assert visit["event_date"][0] == dt.date(2022, 3, 15)  # "on Tuesday" before Friday 18 March
+    assert visit["source_actor"][0] == "Mateusz Morawiecki"
+    assert not events_like(mentions, "s1", "AID", "NATO", "UKR").is_empty()
+
+
+def test_story1_negated_and_hypothetical_sentences_give_no_asserted_event(mentions: pl.DataFrame) -> None:
+    asserted = mentions.filter(~pl.col("negated") & (pl.col("modality") == "asserted"))
+    for text in ("no plans to deploy NATO troops", "would not join the alliance"):
+        assert asserted.filter(pl.col("sentence").str.contains(text, literal=True)).is_empty()
+    no_plans = mentions.filter(pl.col("sentence").str.contains("no plans to deploy", literal=True))
+    assert no_plans["negated"].to_list() == [True]
+
+
+def test_story2_accuse_threaten_agree(mentions: pl.DataFrame) -> None:
+    accuse = events_like(mentions, "s2", "ACCUSE", "RUS", "NATO")
+    assert "Dmitry Peskov" in accuse["source_actor"].to_list()
+    threat = mentions.filter((pl.col("story_id") == "s2") & (pl.col("event_type") == "THREATEN")
+                             & (pl.col("source_code") == "RUS") & ~pl.col("negated"))
+    assert "Sergey Lavrov" in threat["source_actor"].to_list()
+    agree = events_like(mentions, "s2", "AGREE", "NATO")
+    assert dt.date(2024, 4, 3) in agree["event_date"].to_list()  # "On Wednesday" before Thursday 4 April
+
+
+def test_story3_stoltenberg_rejects_poland(mentions: pl.DataFrame) -> None:
+    rejected = events_like(mentions, "s3", "REJECT", "NATO", "POL")
+    assert "Jens Stoltenberg" in rejected["source_actor"].to_list()
+    turned_down = events_like(mentions, "s3", "REJECT", "NATO", event_date=dt.date(2024, 7, 14))
+    assert not turned_down.is_empty()
+
+
+def test_story3_agreement_signed_on_july_8(mentions: pl.DataFrame) -> None:
+    agree = mentions.filter((pl.col("story_id") == "s3") & (pl.col("event_type") == "AGREE") & ~pl.col("negated"))
+    pair = agree.filter(pl.col("event_date") == dt.date(2024, 7, 8))
+    assert {pair["source_code"][0], pair["target_code"][0]} == {"POL", "UKR"}
+
+
+def test_mentions_point_at_their_sentence(seed_articles: pl.DataFrame, mentions: pl.DataFrame) -> None:
+    bodies = dict(seed_articles.select("article_id", "body").iter_rows())
+    for row in mentions.iter_rows(named=True):
+        assert bodies[row["article_id"]][row["char_start"]:row["char_end"]] == row["sentence"]
+    keys = ("story_id", "source_code", "event_type", "target_code", "event_date", "negated")
+    row = mentions.row(0, named=True)
+    assert row["event_id"] == stable_id(*(row[k] for k in keys))
+    assert set(mentions["event_type"]) <= {
+        "AGREE", "CONSULT", "SUPPORT", "CONCEDE", "COOPERATE", "AID", "RETREAT", "REQUEST", "ACCUSE", "REJECT",
+        "THREATEN", "PROTEST", "SANCTION", "MOBILIZE", "COERCE", "ASSAULT",
+    }
+
+
+def test_quotes_have_speakers(quotes: pl.DataFrame) -> None:
+    def speaker_of(fragment: str) -> tuple[str, str]:
+        row = quotes.filter(pl.col("quote").str.contains(fragment, literal=True)).row(0, named=True)
+        return row["speaker"], row["speaker_code"]
+
+    assert speaker_of("We need to reset our military posture") == ("Jens Stoltenberg", "NATO")
+    assert speaker_of("NATO’s policy remains unchanged") == ("Jens Stoltenberg", "NATO")
+    assert speaker_of("I think that it is necessary to have a peace mission") == ("Jaroslaw Kaczynski", "POL")
+    assert speaker_of("We have decided to create a NATO mission") == ("Radoslaw Sikorski", "POL")
+    assert speaker_of("We’re still in too early stages") == ("Kajsa Ollongren", "NLD")  # "..., she said"
+    assert speaker_of("We will watch them carefully") == ("Andrey Kartapolov", "RUS")  # "he told"
+
+
+def test_copies_are_skipped() -> None:
+    text = "Russia accused NATO of provocations on Monday."
+    arts = article_frame([{"body": text}, {"body": text, "duplicate_of": "a0"}])
+    mentions, _ = extract_events(arts)
+    assert mentions["article_id"].to_list() == ["a0"]
+
+
+# --- sentences ------------------------------------------------------------------------------------------------
+
+def test_sentence_splitter_abbreviations_quotes_and_glue() -> None:
+    body = (
+        "Lt. Gen. John Smith met U.S. officials in Washington on Jan. 5 with Mr. Brown. Prices rose 5.1 pct. "
+        "\"We have decided,\" said Sikorski.Sikorski left. The journalists.\"We have a plan,\" he said."
+    )
+    sents = split_sentences(article_frame([{"body": body}]))
+    assert sents["sentence"].to_list() == [
+        "Lt. Gen. John Smith met U.S. officials in Washington on Jan. 5 with Mr. Brown.",
+        "Prices rose 5.1 pct.",
+        "\"We have decided,\" said Sikorski.",
+        "Sikorski left.",
+        "The journalists.",
+        "\"We have a plan,\" he said.",
+    ]
+    for row in sents.iter_rows(named=True):
+        assert body[row["char_start"]:row["char_end"]] == row["sentence"]
+
+
+def test_sentence_splitter_wrapped_newswire_and_headlines() -> None:
+    wrapped = "Showers continued in\nthe Bahia zone since early\nJanuary, the review said.\n    Arrivals fell."
+    headline = "NATO Creates Mission\nNATO countries have created a mission.\n\nIt will train troops."
+    sents = split_sentences(article_frame([{"body": wrapped}, {"body": headline}]))
+    assert sents.filter(pl.col("article_id") == "a0")["sentence"].to_list() == [
+        "Showers continued in\nthe Bahia zone since early\nJanuary, the review said.", "Arrivals fell."
+    ]
+    assert sents.filter(pl.col("article_id") == "a1").height == 3
+
+
+# --- actors ---------------------------------------------------------------------------------------------------
+
+def people_of(body: str) -> pl.DataFrame:
+    sents = split_sentences(article_frame([{"body": body}]))
+    return actor_mentions(tokenize(sents), sents).sort("sid", "start")
+
+
+def test_people_introduced_by_role_and_resolved_by_surname() -> None:
+    body = (
+        "Estonian Defense Minister Kalle Laanet met Luxembourg's Francois Bausch in Brussels. "
+        "Jaroslaw Kaczynski, Poland's deputy prime minister, spoke later. "
+        "Laanet said the plan was sound. Mr Kaczynski disagreed and Bausch left."
+    )
+    people = people_of(body).filter(pl.col("kind") == "person")
+    assert people.select("actor", "code").rows() == [
+        ("Kalle Laanet", "EST"), ("Francois Bausch", "LUX"), ("Jaroslaw Kaczynski", "POL"),
+        ("Kalle Laanet", "EST"), ("Jaroslaw Kaczynski", "POL"), ("Francois Bausch", "LUX"),
+    ]
+
+
+def test_name_variants_and_metonyms() -> None:
+    body = (
+        "Ukraine's President Volodymyr Zelenskyy spoke to Nato. Zelensky then called Kiev and the Kremlin. "
+        "Kaczyński, the Polish leader, met Kaczynski's allies in Warsaw while the White House and the State Duma "
+        "watched."
+    )
+    found = people_of(body)
+    assert found.filter(pl.col("actor").str.contains("Zelensk"))["code"].to_list() == ["UKR", "UKR"]
+    assert found.filter(pl.col("actor").str.contains("Zelensk"))["actor"].unique().to_list() == ["Volodymyr Zelenskyy"]
+    codes = dict(found.filter(pl.col("kind") != "person").select("actor", "code").iter_rows())
+    assert codes == {"Nato": "NATO", "Kiev": "UKR", "Kremlin": "RUS", "Warsaw": "POL", "White House": "USA",
+                     "State Duma": "RUS"}
+    assert found.filter(pl.col("actor").str.contains("Kaczy"))["code"].to_list() == ["POL", "POL"]
+
+
+def test_source_and_target_by_structure_not_cooccurrence() -> None:
+    body = (
+        "Pakistan, a key U.S. ally, has refused to deploy peacekeepers in Iraq. "
+        "A camp for Congolese refugees was attacked by Burundian militiamen. "
+        "Relations between Russia and NATO worsened as Kremlin spokesman Dmitry Peskov accused the alliance."
+    )
+    mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2024, 1, 10)}]))
+    triples = mentions.select("source_code", "event_type", "target_code").rows()
+    assert triples == [("PAK", "REJECT", "IRQ"), ("BDI", "ASSAULT", "COD"), ("RUS", "ACCUSE", "NATO")]
+
+
+def test_modality_intent_and_negation() -> None:
+    body = (
+        "Finland will give Tanzania a grant of aid. Russia could attack Georgia. "
+        "Serbia did not expel the diplomats. Nigeria will withdraw its force from Chad unless talks resume. "
+        "NATO said it would continue to send weapons to Kyiv."
+    )
+    mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2024, 1, 10)}]))
+    got = mentions.select("event_type", "action_type", "modality", "negated").rows()
+    assert got == [
+        ("AGREE", "AID", "intent", False),
+        ("ASSAULT", "ASSAULT", "hypothetical", False),
+        ("SANCTION", "SANCTION", "negated", True),
+        ("THREATEN", "RETREAT", "intent", False),
+        ("AID", "AID", "asserted", False),
+    ]
+
+
+def test_location_from_place_phrase() -> None:
+    body = "NATO ministers met Ukraine's envoy in Brussels on Wednesday."
+    mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2022, 3, 18)}]))
+    assert mentions.select("location", "event_date").row(0) == ("Brussels", dt.date(2022, 3, 16))
+
+
+# --- dates ----------------------------------------------------------------------------------------------------
+
+def test_date_resolution() -> None:
+    texts = [
+        "Morawiecki visited Kyiv on Tuesday.",
+        "It was the first visit since the war began on February 24.",
+        "However, the next day, NATO refused.",
+        "Speaking on July 14, he said no.",
+        "In March 2024, the command said so.",
+        "He left on 3 January 2020.",
+        "Nothing dated here.",
+    ]
+    frame = pl.DataFrame({"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))),
+                          "sentence": texts})
+    dated = resolve_dates(frame.with_columns(published_date=pl.lit(dt.date(2024, 7, 19))))
+    assert dated["event_date"].to_list() == [
+        dt.date(2024, 7, 16), dt.date(2024, 7, 19), dt.date(2024, 7, 17), dt.date(2024, 7, 14),
+        dt.date(2024, 3, 1), dt.date(2020, 1, 3), dt.date(2024, 7, 19),
+    ]
+    assert dated["date_precision"][4] == "month"
+    undated = resolve_dates(frame.with_columns(published_date=pl.lit(None, pl.Date)))
+    assert undated["event_date"].to_list() == [None, None, None, None, dt.date(2024, 3, 1), dt.date(2020, 1, 3), None]
+
+
+# --- aggregation ----------------------------------------------------------------------------------------------
+
+def test_aggregate_merges_outlets() -> None:
+    text = "Russia accused NATO of provocations on Monday."
+    arts = article_frame([
+        {"body": text, "story_id": "s9", "outlet": "RT", "published_date": dt.date(2024, 4, 4)},
+        {"body": "On Monday, Russia accused NATO of provocations near its borders.", "story_id": "s9",
+         "outlet": "Reuters", "published_date": dt.date(2024, 4, 5)},
+        {"body": text, "story_id": "s9", "outlet": "RT", "published_date": dt.date(2024, 4, 4),
+         "duplicate_of": "a0"},
+    ])
+    mentions, _ = extract_events(arts)
+    events = aggregate_events(mentions)
+    assert events.height == 1
+    row = events.row(0, named=True)
+    assert (row["n_articles"], row["n_outlets"], row["event_date"]) == (2, 2, dt.date(2024, 4, 1))
+    assert (row["source_code"], row["event_type"], row["target_code"]) == ("RUS", "ACCUSE", "NATO")
+    assert row["confidence"] >= mentions["confidence"].max()
+    again = aggregate_events(pl.concat([mentions.head(1), mentions.tail(1)]))
+    assert again.drop("confidence").equals(events.drop("confidence"))
