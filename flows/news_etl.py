@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from newsetl.settings import load_settings
@@ -40,6 +41,7 @@ IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_f
 IO_TIMEOUT = 900  # seconds; a stuck stage fails the run instead of holding the writer lock forever
 STAGE_TIMEOUT = 3 * 3600
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_WORKERS = 2  # batches cleaned or extracted at once without Dask
 
 
 class StageLog:
@@ -50,8 +52,8 @@ class StageLog:
         self.mark = time.monotonic()
 
     def __call__(self, stage: str, note: str = "", **counts: int) -> None:
-        now, seconds = time.monotonic(), time.monotonic() - self.mark
-        self.mark = now
+        now = time.monotonic()
+        seconds, self.mark = now - self.mark, now
         text = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
         record = {"stage": stage, "seconds": seconds, "counts": counts, "note": note}
         self.logger.info("%s: %s%s (%.1f s)", stage, text, f" [{note}]" if note else "", seconds,
@@ -136,9 +138,11 @@ def validate_task(tables: dict[str, pl.DataFrame], run_id: str, expected_article
 
 
 @task(name="load", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
-def load_task(warehouse_dir: str, run_id: str, tables: dict[str, pl.DataFrame]) -> str | None:
-    """Commit a snapshot and refresh the DuckDB views; returns a warning if the catalog was locked."""
-    load.write_snapshot(warehouse_dir, run_id, replace=tables)
+def load_task(warehouse_dir: str, run_id: str, tables: dict[str, pl.DataFrame],
+              append: dict[str, pl.DataFrame]) -> str | None:
+    """Commit a snapshot (`tables` rewritten, `append` rows added) and refresh the DuckDB views; returns a
+    warning if the catalog was locked."""
+    load.write_snapshot(warehouse_dir, run_id, replace=tables, append=append)
     return load.refresh_catalog(warehouse_dir)
 
 
@@ -173,8 +177,8 @@ def summary_markdown(stages: dict[str, dict[str, int]], counts: dict[str, int], 
     """The run's one-screen report for the Prefect UI: counts per stage, failed expectations, quarantine."""
     failed = validated.dq_results.filter(~pl.col("success"))
     outcome = "FAILED: critical data-quality checks failed; nothing was loaded" if validated.critical_failures \
-        else "loaded"
-    lines = ["# news_etl run", "", f"{outcome.capitalize()} after {seconds:.1f} s. Data Docs: `{data_docs}`", "",
+        else "Loaded"
+    lines = ["# news_etl run", "", f"{outcome} after {seconds:.1f} s. Data Docs: `{data_docs}`", "",
              "| stage | count | n |", "|---|---|---|"]
     lines += [f"| {stage} | {name} | {n} |" for stage, named in stages.items() for name, n in named.items()]
     lines += [f"| load | {name} rows | {n} |" for name, n in counts.items()]
@@ -194,7 +198,16 @@ def publish_summary(markdown: str) -> None:
     create_markdown_artifact(markdown, key="news-etl-summary", description="news_etl run summary")
 
 
-@flow(name="news-etl", log_prints=True)
+def task_runner(dask_address: str | None):
+    """Where mapped per-batch tasks run: two threads here, or a Dask scheduler ("local": a temporary cluster)."""
+    if not dask_address:
+        return ThreadPoolTaskRunner(max_workers=LOCAL_WORKERS)
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner() if dask_address == "local" else DaskTaskRunner(address=dask_address)
+
+
+@flow(name="news-etl", log_prints=True, task_runner=task_runner(load_settings().dask_address))
 def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "warehouse",
              full_refresh: bool = False) -> dict[str, int]:
     """Turn the articles under `source_dir` into the warehouse at `warehouse_dir`; returns row counts per table.
@@ -217,17 +230,21 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
                   unchanged=int(files["reason"].str.starts_with("unchanged").sum()),
                   rejected=int((ingest_log["status"] != "ok").sum()), articles=raw.height)
-        articles, boilerplate = clean_task(raw)
+        batch_size = load_settings().batch_size
+        cleaned = clean_task.map(assemble.batches(raw, batch_size)).result()
+        del raw
+        articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
-        prior = assemble.prune_superseded(prior, ingest_log)
+        stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
         articles, stories = dedup_task(articles, prior.get("articles"))
         log_stage("dedup", stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
         cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
         prune_cache(cache_dir)
-        extracted = extract_task.with_options(result_storage=cache_dir)(articles, return_state=True)
-        mentions, quotes = extracted.result()
-        log_stage("extract", "cached" if extracted.name == "Cached" else "", event_mentions=mentions.height,
-                  quotes=quotes.height)
+        extracted = extract_task.with_options(result_storage=cache_dir).map(assemble.batches(articles, batch_size))
+        mentions, quotes = (assemble.concat(list(frames)) for frames in zip(*extracted.result(), strict=True))
+        cached = sum(future.state.name == "Cached" for future in extracted)
+        log_stage("extract", f"{cached} of {len(extracted)} batches cached" if cached else "",
+                  event_mentions=mentions.height, quotes=quotes.height)
         new = {"articles": articles, "boilerplate": boilerplate, "stories": stories, "event_mentions": mentions,
                "quotes": quotes, "ingest_log": ingest_log,
                "dq_results": pl.DataFrame(schema=validate.DQ_SCHEMA),
@@ -248,7 +265,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         tables = {**validated.tables,
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}
-        warning = load_task(warehouse_dir, run_id, tables)
+        warning = load_task(warehouse_dir, run_id, *assemble.split_appends(stored, tables))
         if warning:
             logger.warning(warning)
     counts = {name: frame.height for name, frame in sorted(tables.items())}

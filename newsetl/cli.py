@@ -30,16 +30,35 @@ def run(
     warehouse: WarehouseOption = "",
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild instead of loading only new files.")]
     = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print Prefect's own log lines.")] = False,
 ) -> None:
-    """Run the news_etl flow on the source folders into the warehouse."""
+    """Run the news_etl flow on the source folders into the warehouse, showing progress per stage.
+
+    Exits 2 if another run is writing the warehouse (set NEWSETL_LOCK_WAIT_SECONDS to wait for it instead) and
+    1 if critical data-quality checks fail (the warehouse is then left as it was).
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:  # the progress display replaces Prefect's console log
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from flows.news_etl import news_etl
+    from newsetl.progress import RunProgress
+    from tasks.load import WarehouseBusy
+    from tasks.validate import DataQualityError
 
     settings = load_settings()
     sources = source or list(settings.source_dirs)
-    counts = news_etl(source_dir=sources, warehouse_dir=warehouse or settings.warehouse_dir,
-                      full_refresh=full_refresh)
-    print_table(["table", "rows"], [[name, f"{n:,}"] for name, n in counts.items()], title="Warehouse")
+    target = warehouse or settings.warehouse_dir
+    progress = RunProgress(console)
+    try:
+        with progress.attached():
+            counts = news_etl(source_dir=sources, warehouse_dir=target, full_refresh=full_refresh)
+    except WarehouseBusy as err:
+        console.print(f"[red]warehouse busy:[/red] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except DataQualityError as err:
+        console.print(f"[red]run stopped:[/red] {err}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(progress.summary(target, counts))
 
 
 @app.command()
@@ -83,7 +102,7 @@ def report(warehouse: WarehouseOption = "") -> None:
     root = warehouse or default_warehouse()
     dq = read_table(root, "dq_results")
     if dq is None or dq.is_empty():
-        console.print(f"[red]no run recorded in {Path(root).resolve()}:[/red] run `newsetl run` first")
+        console.print(f"[red]no run recorded in {Path(root).resolve()}:[/red] run `newsetl run` first", soft_wrap=True)
         raise typer.Exit(1)
     run_id = dq.sort("checked_at")["run_id"][-1]
     of_run = pl.col("run_id") == run_id
@@ -109,10 +128,9 @@ def report(warehouse: WarehouseOption = "") -> None:
             for r in failed.iter_rows(named=True)], title="Failed expectations")
     console.print(f"Quarantined rows: {quarantine.height}")
     if quarantine.height:
+        by_reason = quarantine.group_by("table_name", "reason").len().sort("table_name", "reason")
         print_table(["table", "reason", "rows"], [
-            [r["table_name"], r["reason"], str(r["len"])]
-            for r in quarantine.group_by("table_name", "reason").len().sort("table_name", "reason").iter_rows(named=True)],
-            title="Quarantine")
+            [r["table_name"], r["reason"], str(r["len"])] for r in by_reason.iter_rows(named=True)], title="Quarantine")
     docs = data_docs_index(root)
     console.print(f"Data Docs: {docs}" + ("" if docs.is_file() else " (not built yet)"), soft_wrap=True)
 

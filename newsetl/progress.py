@@ -1,7 +1,7 @@
 """Progress for `newsetl run`: renders the flow's stage log records (see flows.news_etl.StageLog).
 
 On a terminal a live table shows every stage (done, running, pending) with its counts and time; otherwise one
-line is printed per finished stage. Warnings and errors logged by the flow or its tasks are printed as they come.
+line is printed per finished stage. Warnings, and errors such as task retries, are printed as they come.
 """
 
 from __future__ import annotations
@@ -45,9 +45,12 @@ class RunProgress(logging.Handler):
         """Record a finished stage, or print a warning or error."""
         stage = getattr(record, STAGE_RECORD, None)
         if stage is None:
-            if record.levelno >= logging.WARNING:
+            # The flow's own failure is not echoed: it reaches the caller as an exception.
+            flow_failure = record.levelno >= logging.ERROR and record.name == "prefect.flow_runs"
+            if record.levelno >= logging.WARNING and not flow_failure:
                 first_line = record.getMessage().splitlines()[0]
-                self.console.print(f"[yellow]{record.levelname.lower()}:[/yellow] {first_line}", soft_wrap=True)
+                self.console.print(Text.assemble((f"{record.levelname.lower()}: ", "yellow"), first_line),
+                                   soft_wrap=True)
             return
         now = time.monotonic()
         if stage["stage"] == "start":  # Prefect start-up and any wait for the writer lock
@@ -56,7 +59,7 @@ class RunProgress(logging.Handler):
         self.mark = now
         if self.live is None:
             self.console.print(f"✓ {stage['stage']:<9} {describe(stage['counts'], stage['note'])}  "
-                               f"({stage['seconds']:.1f} s)", soft_wrap=True, highlight=False)
+                               f"({stage['seconds']:.1f} s)", soft_wrap=True, markup=False, highlight=False)
 
     def running(self) -> str | None:
         """The first stage not finished yet."""
@@ -68,7 +71,7 @@ class RunProgress(logging.Handler):
         for name in STAGES:
             if name in self.stages:
                 stage = self.stages[name]
-                table.add_row(Text("✓", "green"), name, describe(stage["counts"], stage["note"]),
+                table.add_row(Text("✓", "green"), name, Text(describe(stage["counts"], stage["note"])),
                               f"{stage['seconds']:.1f} s")
             elif name == current:
                 mark = Text("✗", "red") if self.failed else Spinner("dots")
@@ -98,12 +101,17 @@ class RunProgress(logging.Handler):
                 logging.getLogger(name).removeHandler(self)
 
     def summary(self, warehouse: str | Path, counts: dict[str, int]) -> Panel:
-        """The one-screen end-of-run summary: what each stage did and the warehouse's row counts."""
+        """The one-screen end-of-run summary: what this run added and checked, and the warehouse's row counts."""
+        ingest = self.stages.get("ingest", {}).get("counts", {})
+        checks = self.stages.get("validate", {}).get("counts", {})
         overview = Table.grid(padding=(0, 2))
-        overview.add_row("warehouse", str(Path(warehouse).resolve()))
-        for name in STAGES[1:]:
-            if name in self.stages:
-                overview.add_row(name, describe(self.stages[name]["counts"], self.stages[name]["note"]))
+        overview.add_row("warehouse", Text(str(Path(warehouse).resolve())))
+        overview.add_row("input", f"{ingest.get('articles', 0):,} new articles from {ingest.get('new_files', 0):,} "
+                                  f"of {ingest.get('files', 0):,} files ({ingest.get('unchanged', 0):,} unchanged, "
+                                  f"{ingest.get('rejected', 0):,} rejected)")
+        overview.add_row("quality", f"{checks.get('checks_passed', 0):,} checks passed, "
+                                    f"{checks.get('checks_failed', 0):,} failed, "
+                                    f"{checks.get('rows_quarantined', 0):,} rows quarantined")
         rows = Table("table", "rows", box=None, padding=(0, 2))
         for name, n in counts.items():
             rows.add_row(name, f"{n:,}")

@@ -11,12 +11,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Settings:
-    """Where things live and how long a run waits for the warehouse's writer lock."""
+    """Where things live, how long a run waits for the writer lock, and how per-batch work is spread."""
 
     source_dirs: tuple[str, ...] = ("seeds",)
     warehouse_dir: str = "warehouse"
     expectations_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "expectations")
     lock_wait_seconds: float = 0.0
+    batch_size: int = 50_000  # articles per clean/extract task
+    dask_address: str | None = None  # run per-batch tasks on this Dask scheduler ("local": a temporary cluster)
 
 
 def load_settings() -> Settings:
@@ -28,4 +30,6 @@ def load_settings() -> Settings:
         warehouse_dir=env.get("NEWSETL_WAREHOUSE_DIR", defaults.warehouse_dir),
         expectations_dir=Path(env.get("NEWSETL_EXPECTATIONS_DIR", defaults.expectations_dir)),
         lock_wait_seconds=float(env.get("NEWSETL_LOCK_WAIT_SECONDS", defaults.lock_wait_seconds)),
+        batch_size=int(env.get("NEWSETL_BATCH_SIZE", defaults.batch_size)),
+        dask_address=env.get("NEWSETL_DASK_ADDRESS") or defaults.dask_address,
     )

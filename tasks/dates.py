@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import polars as pl
 
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december"]
-MONTH_RE = r"(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?)"
-BOUND_RE = r"(?:\b(since|until|till|before|from)\b[^.,;]{0,60}?)?"
+MONTHS = [
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "december",
+]  # fmt: skip
+MONTH_RE = (
+    r"(January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?)"
+)
+BOUND_RE = r"(?:(?-u:\b)(since|until|till|before|from)(?-u:\b)[^.,;]{0,60}?)?"
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-# substrings without which a sentence holds no date expression (a cheap pre-filter)
-DATE_WORDS = [m[:3] for m in MONTHS] + WEEKDAYS + [
-    "yesterday", "today", "tonight", "this morning", "next day", "following day", "day later", "-0", "-1",
+# substrings (case-sensitive) without which a sentence holds no relative or month date (a cheap pre-filter)
+DATE_WORDS = [
+    *[m[:3].title() for m in MONTHS],
+    *[d.title() for d in WEEKDAYS],
+    *["yesterday", "Yesterday", "today", "Today", "tonight", "this morning", "next day", "following day"],
+    "day later",
 ]
-WEEKDAY_RE = r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"
+WEEKDAY_RE = r"(?-u:\b)(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)(?-u:\b)"
 
 
 def month_number(expr: pl.Expr) -> pl.Expr:
@@ -41,11 +49,13 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     """
     pub = pl.col("published_date")
     s = pl.col("sentence")
-    iso = s.str.extract(r"\b(\d{4}-\d{2}-\d{2})\b").str.to_date("%Y-%m-%d", strict=False)
+    iso = s.str.extract(r"(?-u:\b)(\d{4}-\d{2}-\d{2})(?-u:\b)").str.to_date("%Y-%m-%d", strict=False)
     # a date after "since/until/before" bounds a period and is not the event's date
-    md = s.str.extract_groups(BOUND_RE + MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4}))?")
-    dm = s.str.extract_groups(BOUND_RE + r"\b(\d{1,2})(?:st|nd|rd|th)?\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?")
-    my = s.str.extract_groups(r"\b(?:[Ii]n|[Ss]ince|[Uu]ntil|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?\b")
+    md = s.str.extract_groups(BOUND_RE + MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?-u:\b)(?:,?\s+(\d{4}))?")
+    dm = s.str.extract_groups(BOUND_RE + r"(?-u:\b)(\d{1,2})(?:st|nd|rd|th)?\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?")
+    my = s.str.extract_groups(
+        r"(?-u:\b)(?:[Ii]n|[Ss]ince|[Uu]ntil|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?(?-u:\b)"
+    )
     frame = sentences.with_columns(
         _iso=iso,
         _m=pl.coalesce(
@@ -60,30 +70,42 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
         ).cast(pl.Int32, strict=False),
         _mm=month_number(my.struct[0]),
         _my=my.struct[1].cast(pl.Int32, strict=False),
-        _wd=s.str.extract(WEEKDAY_RE).str.to_lowercase().replace_strict(
-            {d: i + 1 for i, d in enumerate(WEEKDAYS)}, default=None, return_dtype=pl.Int32
-        ),
-        _rel=s.str.extract(r"(?i)\b(yesterday|today|tonight|this morning|(?:the )?(?:next|following) day|a day later)\b")
-        .str.to_lowercase(),
+        _wd=s.str.extract(WEEKDAY_RE)
+        .str.to_lowercase()
+        .replace_strict({d: i + 1 for i, d in enumerate(WEEKDAYS)}, default=None, return_dtype=pl.Int32),
+        _rel=s.str.extract(
+            r"(?i)(?-u:\b)(yesterday|today|tonight|this morning|(?:the )?(?:next|following) day|a day later)(?-u:\b)"
+        ).str.to_lowercase(),
     )
     pub_year = pub.dt.year().cast(pl.Int32)
     md_date = safe_date(pl.coalesce("_y", pub_year), pl.col("_m"), pl.col("_d"))
     md_date = (
-        pl.when(pl.col("_y").is_null() & (md_date > pub + pl.duration(days=7))).then(safe_date(pub_year - 1, pl.col("_m"), pl.col("_d")))
+        pl.when(pl.col("_y").is_null() & (md_date > pub + pl.duration(days=7)))
+        .then(safe_date(pub_year - 1, pl.col("_m"), pl.col("_d")))
         .otherwise(md_date)
     )
     my_date = safe_date(pl.coalesce("_my", pub_year), pl.col("_mm"), pl.lit(1))
-    my_date = pl.when(pl.col("_my").is_null() & (my_date > pub)).then(safe_date(pub_year - 1, pl.col("_mm"), pl.lit(1))).otherwise(my_date)
+    my_date = (
+        pl.when(pl.col("_my").is_null() & (my_date > pub))
+        .then(safe_date(pub_year - 1, pl.col("_mm"), pl.lit(1)))
+        .otherwise(my_date)
+    )
     back = ((pub.dt.weekday().cast(pl.Int32) - pl.col("_wd")) % 7).cast(pl.Int64)
     weekday_date = pub - pl.duration(days=back)
     rel = pl.col("_rel")
     explicit = (
-        pl.when(pl.col("_iso").is_not_null()).then(pl.col("_iso"))
-        .when(pl.col("_m").is_not_null() & pl.col("_d").is_between(1, 31)).then(md_date)
-        .when(pl.col("_mm").is_not_null()).then(my_date)
-        .when(rel == "yesterday").then(pub - pl.duration(days=1))
-        .when(rel.is_in(["today", "tonight", "this morning"])).then(pub)
-        .when(pl.col("_wd").is_not_null()).then(weekday_date)
+        pl.when(pl.col("_iso").is_not_null())
+        .then(pl.col("_iso"))
+        .when(pl.col("_m").is_not_null() & pl.col("_d").is_between(1, 31))
+        .then(md_date)
+        .when(pl.col("_mm").is_not_null())
+        .then(my_date)
+        .when(rel == "yesterday")
+        .then(pub - pl.duration(days=1))
+        .when(rel.is_in(["today", "tonight", "this morning"]))
+        .then(pub)
+        .when(pl.col("_wd").is_not_null())
+        .then(weekday_date)
     )
     precision = pl.when(pl.col("_mm").is_not_null() & pl.col("_m").is_null() & pl.col("_iso").is_null()).then(
         pl.lit("month")
@@ -92,8 +114,10 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     anchor = pl.col("_explicit").forward_fill().shift(1).over("article_id")
     next_day = rel.str.contains("next|following|later").fill_null(False)
     event_date = (
-        pl.when(pl.col("_explicit").is_not_null()).then(pl.col("_explicit"))
-        .when(next_day).then(pl.coalesce(anchor, pub) + pl.duration(days=1))
+        pl.when(pl.col("_explicit").is_not_null())
+        .then(pl.col("_explicit"))
+        .when(next_day)
+        .then(pl.coalesce(anchor, pub) + pl.duration(days=1))
         .otherwise(pub)
     )
     return frame.with_columns(

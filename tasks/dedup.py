@@ -26,20 +26,29 @@ from tasks.dedup_features import (
     tfidf_matrix,
     word_shingles,
 )
-from tasks.ids import stable_id
+from tasks.ids import stable_id_expr
 
 NEAR_JACCARD = 0.8
 STORY_THRESHOLD = 0.20
 DATE_WINDOW_DAYS = 7
 BLOCK_TOP_K = 20
-BLOCK_MIN_PARTIAL = 0.03
+BLOCK_MIN_PARTIAL = 0.05
 BLOCK_MAX_DF = 0.02
 BLOCK_MIN_MAX_DF = 50
+BLOCK_MAX_PER_WEEK = 200
 MAX_DENSE_CLUSTER = 3000
 SPLIT_MIN_HALF = 3
 SPLIT_RATIO = 0.35
-EVIDENCE_TERMS = 6
-BASE_COLUMNS = ["article_id", "outlet", "title", "published_date", "body", "content_hash"]
+EVIDENCE_TERMS = 4
+BASE_SCHEMA = {
+    "article_id": pl.String,
+    "outlet": pl.String,
+    "title": pl.String,
+    "published_date": pl.Date,
+    "body": pl.String,
+    "content_hash": pl.String,
+}
+BASE_COLUMNS = list(BASE_SCHEMA)
 ADDED_SCHEMA = {
     "story_id": pl.String,
     "duplicate_of": pl.String,
@@ -64,7 +73,9 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None) ->
     pool = _mark_copies(pool)
     pool = _assign_story_ids(pool)
     new = pool.filter("is_new").select("article_id", *ADDED_SCHEMA)
-    out = articles.drop([c for c in ADDED_SCHEMA if c in articles.columns]).join(new, on="article_id", how="left", maintain_order="left")
+    out = articles.drop([c for c in ADDED_SCHEMA if c in articles.columns]).join(
+        new, on="article_id", how="left", maintain_order="left"
+    )
     return out, _stories_table(pool)
 
 
@@ -82,6 +93,7 @@ def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> pl.Data
         frames.insert(0, old)
     return (
         pl.concat(frames, how="vertical_relaxed")
+        .cast(BASE_SCHEMA)
         .sort("published_date", "article_id", nulls_last=True)
         .with_row_index("pos")
         .with_columns(pl.col("pos").cast(pl.Int64))
@@ -138,9 +150,9 @@ def _mark_copies(pool: pl.DataFrame) -> pl.DataFrame:
     is_copy = pl.col("is_new") & (exact | near)
     return pool.with_columns(
         duplicate_of=pl.when(is_copy).then("target_id").otherwise("duplicate_of"),
-        duplicate_kind=pl.when(is_copy).then(pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("near"))).otherwise(
-            "duplicate_kind"
-        ),
+        duplicate_kind=pl.when(is_copy)
+        .then(pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("near")))
+        .otherwise("duplicate_kind"),
         story_score=pl.when(is_copy).then(pl.when(exact).then(1.0).otherwise("jaccard")).otherwise("story_score"),
         story_evidence=pl.when(is_copy)
         .then(
@@ -155,25 +167,33 @@ def _mark_copies(pool: pl.DataFrame) -> pl.DataFrame:
 def _assign_story_ids(pool: pl.DataFrame) -> pl.DataFrame:
     """Cluster copy-group roots into stories; copies and copy groups touching a prior story inherit its id."""
     group_story = (
-        pool.filter(~pl.col("is_new"))
-        .sort("pos")
-        .group_by("root")
-        .agg(group_story=pl.col("story_id").first())
+        pool.filter(~pl.col("is_new")).sort("pos").group_by("root").agg(group_story=pl.col("story_id").first())
     )
     pool = pool.join(group_story, on="root", how="left", maintain_order="left")
-    docs = pool.filter(
-        (pl.col("is_new") & (pl.col("pos") == pl.col("root")) & pl.col("group_story").is_null())
-        | (~pl.col("is_new") & pl.col("duplicate_of").is_null())
-    ).sort("pos")
+    to_cluster = pl.col("is_new") & (pl.col("pos") == pl.col("root")) & pl.col("group_story").is_null()
+    # Prior articles outside the date window of every new one cannot join their stories: leave them out.
+    date = pl.col("published_date")
+    window = pl.duration(days=DATE_WINDOW_DAYS)
+    in_reach = (
+        date.is_null()
+        | date.is_between(date.filter(to_cluster).min() - window, date.filter(to_cluster).max() + window)
+        | date.filter(to_cluster).is_null().any()
+    )
+    docs = pool.filter(to_cluster | (~pl.col("is_new") & pl.col("duplicate_of").is_null() & in_reach))
     labels = _cluster_docs(docs)
     pool = pool.join(labels, on="pos", how="left", maintain_order="left")
     root_story = pool.select(root="pos", root_story=pl.coalesce("cluster_story", "group_story"))
     pool = pool.join(root_story, on="root", how="left", maintain_order="left")
     is_clustered = pl.col("cluster_story").is_not_null() & pl.col("is_new")
+    joins_copies = pl.col("is_new") & pl.col("story_evidence").is_null() & pl.col("group_story").is_not_null()
     return pool.with_columns(
         story_id=pl.when(pl.col("is_new")).then(pl.coalesce("root_story", "group_story")).otherwise("story_id"),
         story_score=pl.when(is_clustered).then("cluster_score").otherwise("story_score"),
-        story_evidence=pl.when(is_clustered).then("cluster_evidence").otherwise("story_evidence"),
+        story_evidence=pl.when(is_clustered)
+        .then("cluster_evidence")
+        .when(joins_copies)
+        .then(pl.lit("first copy of texts already in this story"))
+        .otherwise("story_evidence"),
     ).drop("group_story", "cluster_story", "cluster_score", "cluster_evidence", "root_story")
 
 
@@ -188,12 +208,13 @@ def _cluster_docs(docs: pl.DataFrame) -> pl.DataFrame:
     sim = rowwise_dot(x, x, i, j)
     both_new = is_new[i] & is_new[j]
     label = _average_link(docs.height, i[both_new], j[both_new], sim[both_new], np.flatnonzero(is_new))
-    label = _contrast_split(x, vocab, label)
-    story = _attach_to_prior(docs, label, i[~both_new], j[~both_new], sim[~both_new])
+    entity_col = vocab["feat"].str.starts_with("@").to_numpy()
+    label = _contrast_split(x, entity_col, label)
+    story = _attach_to_prior(x, entity_col, docs, label, i[~both_new], j[~both_new], sim[~both_new])
     score, evidence = _evidence(x, vocab, docs["article_id"], story, i, j, sim)
     return (
         docs.select("pos")
-        .with_columns(cluster_story=pl.Series(story), cluster_score=score, cluster_evidence=evidence)
+        .with_columns(cluster_story=story, cluster_score=score, cluster_evidence=evidence)
         .filter(pl.Series(is_new))
     )
 
@@ -205,7 +226,8 @@ def _candidate_pairs(
     rare-but-repeated features overlap by at least BLOCK_MIN_PARTIAL (a lower bound of their similarity).
 
     Blocking keys are (feature, week): a new dated article looks up its own and the adjacent weeks plus the
-    undated articles; a new undated article looks up every article. Work grows with the new articles.
+    undated articles; a new undated article looks up every article. Work grows with the new articles and,
+    through BLOCK_MAX_PER_WEEK, stays linear when a week gets denser.
     """
     n = x.shape[0]
     max_df = max(BLOCK_MIN_MAX_DF, int(BLOCK_MAX_DF * n))
@@ -224,11 +246,23 @@ def _candidate_pairs(
         .head(BLOCK_TOP_K)
     )
     doc, col, w = top["doc"].to_numpy().astype(np.int64), top["col"].to_numpy(), top["w"].to_numpy()
-    register = sp.csr_matrix((w, (col * n_keys + key_week[doc], doc)), shape=(vocab.height * n_keys, n))
-    dated_new = is_new[doc] & dated[doc]
-    look_key = np.concatenate([col[dated_new] * n_keys + key_week[doc[dated_new]] + s for s in (-1, 0, 1)])
-    look_key = np.r_[look_key, col[dated_new] * n_keys]
-    look = sp.csr_matrix((np.tile(w[dated_new], 4), (np.tile(doc[dated_new], 4), look_key)), shape=register.shape[::-1])
+    if not len(doc):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    keys, key_of = np.unique(col * n_keys + key_week[doc], return_inverse=True)
+    # A feature shared by too many articles of one week is no evidence of one story (and costs quadratically).
+    specific = np.bincount(key_of)[key_of] <= BLOCK_MAX_PER_WEEK
+    register = sp.csr_matrix((w[specific], (key_of[specific], doc[specific])), shape=(len(keys), n))
+    # Keys a dated article looks up: its (feature, week) and the neighbours (week -1, week +1, undated).
+    neighbours = [np.arange(len(keys))]
+    for target in (keys - 1, keys + 1, keys - keys % n_keys):
+        at = np.minimum(np.searchsorted(keys, target), len(keys) - 1)
+        neighbours.append(np.where(keys[at] == target, at, -1))
+    neighbours[3][keys % n_keys == 0] = -1  # an undated key already looks itself up
+    dated_new = np.flatnonzero(is_new[doc] & dated[doc])
+    look_at = np.concatenate([nb[key_of[dated_new]] for nb in neighbours])
+    look_doc, look_w = np.tile(doc[dated_new], 4), np.tile(w[dated_new], 4)
+    found = look_at >= 0
+    look = sp.csr_matrix((look_w[found], (look_doc[found], look_at[found])), shape=(n, len(keys)))
     shared = look @ register
     undated_new = is_new[doc] & ~dated[doc]
     if undated_new.any():
@@ -297,7 +331,7 @@ def _dense_average_link(size: int, a: np.ndarray, b: np.ndarray, sim: np.ndarray
     return fcluster(tree, t=1.0 - STORY_THRESHOLD, criterion="distance") - 1
 
 
-def _contrast_split(x: sp.csr_matrix, vocab: pl.DataFrame, label: np.ndarray) -> np.ndarray:
+def _contrast_split(x: sp.csr_matrix, entity_col: np.ndarray, label: np.ndarray) -> np.ndarray:
     """Split clusters that hide two events of the same kind (two quakes, two title fights).
 
     Within a cluster, features every member shares (the kind of event, the common actor) are down-weighted by
@@ -305,7 +339,6 @@ def _contrast_split(x: sp.csr_matrix, vocab: pl.DataFrame, label: np.ndarray) ->
     are far less similar to each other than within themselves (ratio < SPLIT_RATIO), recursively.
     """
     label = label.copy()
-    entity_col = vocab["feat"].str.starts_with("@").to_numpy()
     next_label = label.max(initial=-1) + 1
     sizes = np.bincount(label[label >= 0])
     big = np.flatnonzero((label >= 0) & (sizes[np.maximum(label, 0)] >= 2 * SPLIT_MIN_HALF))
@@ -327,6 +360,15 @@ def _contrast_split(x: sp.csr_matrix, vocab: pl.DataFrame, label: np.ndarray) ->
 
 def _bisect_if_contrasted(x: sp.csr_matrix, entity_col: np.ndarray) -> np.ndarray | None:
     """Mask of the second half if the cluster splits into two contrasted halves of SPLIT_MIN_HALF+ docs."""
+    sim = _local_similarity(x, entity_col)
+    dist = np.clip(1.0 - sim, 0.0, None)
+    np.fill_diagonal(dist, 0.0)
+    second = fcluster(linkage(squareform(dist, checks=False), method="average"), 2, criterion="maxclust") == 2
+    return second if _contrasted(sim, second) else None
+
+
+def _local_similarity(x: sp.csr_matrix, entity_col: np.ndarray) -> np.ndarray:
+    """Dense similarity of a group's rows with features re-weighted by their IDF inside the group."""
     n = x.shape[0]
     rows = np.repeat(np.arange(n), np.diff(x.indptr))
     cols, col = np.unique(x.indices, return_inverse=True)
@@ -341,14 +383,16 @@ def _bisect_if_contrasted(x: sp.csr_matrix, entity_col: np.ndarray) -> np.ndarra
         dense = np.zeros((n, shared_col[-1] + 1))
         dense[rows[keep], shared_col[col[keep]]] = weight[keep] / norms[rows[keep]]
         sim += share * (dense @ dense.T)
-    dist = np.clip(1.0 - sim, 0.0, None)
-    np.fill_diagonal(dist, 0.0)
-    second = fcluster(linkage(squareform(dist, checks=False), method="average"), 2, criterion="maxclust") == 2
+    return sim
+
+
+def _contrasted(sim: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two parts of SPLIT_MIN_HALF+ docs are far less similar to each other than within themselves."""
     a, b = np.flatnonzero(~second), np.flatnonzero(second)
     if min(len(a), len(b)) < SPLIT_MIN_HALF:
-        return None
+        return False
     within = min(_mean_offdiag(sim[np.ix_(a, a)]), _mean_offdiag(sim[np.ix_(b, b)]))
-    return second if within > 0 and sim[np.ix_(a, b)].mean() < SPLIT_RATIO * within else None
+    return bool(within > 0 and sim[np.ix_(a, b)].mean() < SPLIT_RATIO * within)
 
 
 def _mean_offdiag(block: np.ndarray) -> float:
@@ -357,9 +401,18 @@ def _mean_offdiag(block: np.ndarray) -> float:
     return float((block.sum() - np.trace(block)) / (n * (n - 1)))
 
 
-def _attach_to_prior(docs: pl.DataFrame, label: np.ndarray, i: np.ndarray, j: np.ndarray, sim: np.ndarray) -> list:
+def _attach_to_prior(
+    x: sp.csr_matrix,
+    entity_col: np.ndarray,
+    docs: pl.DataFrame,
+    label: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    sim: np.ndarray,
+) -> pl.Series:
     """Story id per doc: prior docs keep theirs; a new cluster joins the prior story with the best average
-    similarity if it clears STORY_THRESHOLD, else founds a story named after its first (canonical) article."""
+    similarity if it clears STORY_THRESHOLD and the two are not contrasted (the same test that splits
+    clusters), else founds a story named after its first (canonical) article."""
     frame = docs.select("pos", "article_id", "is_new", "story_id").with_columns(
         label=pl.Series(label), idx=pl.int_range(pl.len())
     )
@@ -381,50 +434,87 @@ def _attach_to_prior(docs: pl.DataFrame, label: np.ndarray, i: np.ndarray, j: np
         .first()
         .select("label", prior_story="story_id")
     )
+    best = best.filter(~pl.Series(_contrasted_attachments(x, entity_col, frame, best), dtype=pl.Boolean))
     founders = (
         frame.filter("is_new")
         .group_by("label")
         .agg(founder=pl.col("article_id").sort_by("pos").first())
-        .with_columns(new_story=pl.col("founder").map_elements(lambda a: stable_id("story", a), return_dtype=pl.String))
+        .with_columns(new_story=stable_id_expr(pl.lit("story"), "founder"))
     )
     return (
         frame.join(best, on="label", how="left", maintain_order="left")
         .join(founders, on="label", how="left", maintain_order="left")
         .select(pl.when("is_new").then(pl.coalesce("prior_story", "new_story")).otherwise("story_id"))
         .to_series()
-        .to_list()
     )
+
+
+def _contrasted_attachments(x: sp.csr_matrix, entity_col: np.ndarray, frame: pl.DataFrame, best: pl.DataFrame) -> list:
+    """Per proposed (label, prior_story) attachment: whether the new cluster and the story are contrasted."""
+    members = frame.group_by("label").agg(new_rows=pl.col("idx"))
+    stories = frame.filter(~pl.col("is_new")).group_by("story_id").agg(old_rows=pl.col("idx"))
+    pairs = best.join(members, on="label", how="left", maintain_order="left").join(
+        stories, left_on="prior_story", right_on="story_id", how="left", maintain_order="left"
+    )
+    verdicts = []
+    for new_rows, old_rows in zip(pairs["new_rows"].to_list(), pairs["old_rows"].to_list(), strict=True):
+        if min(len(new_rows), len(old_rows)) < SPLIT_MIN_HALF:
+            verdicts.append(False)
+            continue
+        is_old = np.arange(len(new_rows) + len(old_rows)) >= len(new_rows)
+        verdicts.append(_contrasted(_local_similarity(x[np.r_[new_rows, old_rows]], entity_col), is_old))
+    return verdicts
 
 
 def _evidence(
-    x: sp.csr_matrix, vocab: pl.DataFrame, ids: pl.Series, story: list, i: np.ndarray, j: np.ndarray, sim: np.ndarray
+    x: sp.csr_matrix,
+    vocab: pl.DataFrame,
+    ids: pl.Series,
+    story: pl.Series,
+    i: np.ndarray,
+    j: np.ndarray,
+    sim: np.ndarray,
 ) -> tuple[pl.Series, pl.Series]:
     """Per doc: best similarity to another doc of its story and the top shared features of that pair."""
-    story_arr = np.asarray(story, dtype=object)
+    story_code = story.rank("dense").to_numpy()
     a, b = np.r_[i, j], np.r_[j, i]
-    same = story_arr[a] == story_arr[b]
+    same = story_code[a] == story_code[b]
     both = pl.DataFrame({"a": a[same], "b": b[same], "sim": np.r_[sim, sim][same]})
-    best = (
-        both.sort("a", "sim", "b", descending=[False, True, False])
-        .group_by("a", maintain_order=True)
-        .first()
-    )
+    best = both.sort("a", "sim", "b", descending=[False, True, False]).group_by("a", maintain_order=True).first()
     best = best.with_columns(partner=ids.gather(best["b"]))
     a, b = best["a"].to_numpy(), best["b"].to_numpy()
     shared = x[a].multiply(x[b]).tocoo()
     terms = (
         pl.DataFrame({"row": shared.row.astype(np.int64), "col": shared.col.astype(np.int64), "v": shared.data})
+        .join(vocab.select("col", "feat"), on="col")
+        .with_columns(is_name=pl.col("feat").str.starts_with("@"))
         .sort("row", "v", "col", descending=[False, True, False])
-        .group_by("row", maintain_order=True)
+        .group_by("row", "is_name", maintain_order=True)
         .head(EVIDENCE_TERMS)
-        .join(vocab.select("col", "feat"), on="col", maintain_order="left")
         .group_by("row", maintain_order=True)
-        .agg(shared=pl.col("feat").str.join(", "))
+        .agg(
+            names=pl.col("feat").filter("is_name").str.strip_prefix("@").str.join(", "),
+            terms=pl.col("feat").filter(~pl.col("is_name")).str.join(", "),
+        )
     )
-    explained = best.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)).join(terms, on="row", how="left", maintain_order="left")
+    explained = (
+        best.with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.Int64))
+        .join(terms, on="row", how="left", maintain_order="left")
+    )
     full = pl.DataFrame({"a": np.arange(x.shape[0])}).join(explained, on="a", how="left", maintain_order="left")
-    evidence = pl.when(pl.col("sim").is_null()).then(pl.lit("founds story: no similar article")).otherwise(
-        pl.format("cosine {} with {}; shared: {}", pl.col("sim").round(3), "partner", pl.col("shared").fill_null(""))
+    evidence = (
+        pl.when(pl.col("sim").is_null())
+        .then(pl.lit("founds story: no similar article"))
+        .otherwise(
+            pl.format(
+                "cosine {} with {}; shared names: {}; shared terms: {}",
+                pl.col("sim").round(3),
+                "partner",
+                pl.col("names").fill_null(""),
+                pl.col("terms").fill_null(""),
+            )
+        )
     )
     return full["sim"], full.select(evidence).to_series()
 

@@ -10,20 +10,20 @@ SHINGLE_WORDS = 3
 MINHASH_BANDS = 12
 MINHASH_ROWS = 3
 HASH_SEED = 20240404
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have having he
-    her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
-    now of off on once only or other our ours ourselves out over own same she should so some such than that the
-    their theirs them themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves said says say
-    told according one two three new last first year years week day days time monday tuesday wednesday thursday
-    friday saturday sunday mr mrs ms s t ll re ve d m don didn doesn isn wasn aren weren won wouldn couldn
-    shouldn hasn haven hadn may might must shall can't it's he's she's i'm we're they're that's there's
-    however meanwhile according reported report reports news via per like well even still yet however
-    """.split()
-)
+_STOPWORD_TEXT = """
+a about above after again against all also am an and any are as at be because been before being below between both
+but by can could did do does doing down during each few for from further had has have having he her here hers herself
+him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or
+other our ours ourselves out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where which while who whom why
+will with would you your yours yourself yourselves said says say told according one two three new last first year
+years week day days time monday tuesday wednesday thursday friday saturday sunday mr mrs ms s t ll re ve d m don didn
+doesn isn wasn aren weren won wouldn couldn shouldn hasn haven hadn may might must shall can't it's he's she's i'm
+we're they're that's there's however meanwhile reported report reports news via per like well even still yet
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 TERM_PATTERN = r"[a-z][a-z'’-]*[a-z]|\d+(?:[.,]\d+)*"
+POSSESSIVE = r"['’]s\b"
 ENTITY_PATTERN = r"[A-Z][\w'’-]*[A-Za-z0-9](?:[ -](?:[A-Z][\w'’-]*[A-Za-z0-9]))*"
 ENTITY_WEIGHT = 0.5
 LEAD_CHARS = 400
@@ -111,7 +111,7 @@ def story_features(bodies: pl.Series, titles: pl.Series) -> pl.DataFrame:
     phrases = (
         text.select("doc", phrase=pl.col("body").str.extract_all(ENTITY_PATTERN))
         .explode("phrase")
-        .select("doc", phrase=pl.col("phrase").str.to_lowercase().str.replace_all(r"['’]s\b", ""))
+        .select("doc", phrase=pl.col("phrase").str.to_lowercase().str.replace_all(POSSESSIVE, ""))
         .with_columns(words=pl.col("phrase").str.split(" "))
     )
     entity_words = phrases.select("doc", feat="words").explode("feat")
@@ -128,7 +128,9 @@ def tfidf_matrix(features: pl.DataFrame, n_docs: int) -> tuple[sp.csr_matrix, pl
     """Sublinear TF-IDF matrix, each channel (terms, '@' entities) L2-normalised and scaled so that a row dot
     product is ENTITY_WEIGHT * entity cosine + (1 - ENTITY_WEIGHT) * term cosine; plus the vocabulary
     (col, feat, df)."""
-    keys, first, col = np.unique(features["feat"].hash(seed=HASH_SEED).to_numpy(), return_index=True, return_inverse=True)
+    keys, first, col = np.unique(
+        features["feat"].hash(seed=HASH_SEED).to_numpy(), return_index=True, return_inverse=True
+    )
     doc = features["doc"].to_numpy().astype(np.int64)
     x = sp.csr_matrix((np.ones(len(doc), np.float32), (doc, col)), shape=(n_docs, len(keys)))
     x.sum_duplicates()
@@ -140,4 +142,4 @@ def tfidf_matrix(features: pl.DataFrame, n_docs: int) -> tuple[sp.csr_matrix, pl
     for in_channel, share in ((entity, ENTITY_WEIGHT), (~entity, 1.0 - ENTITY_WEIGHT)):
         norms = np.sqrt(np.bincount(rows[in_channel], x.data[in_channel] ** 2, minlength=n_docs))
         x.data[in_channel] *= np.sqrt(share) / norms[rows[in_channel]]
-    return x, vocab
+    return x.astype(np.float32), vocab

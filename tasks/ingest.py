@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
 import polars as pl
 
 from tasks.ids import stable_id
@@ -52,17 +53,22 @@ class RejectedInput(Exception):
 class IngestResult:
     """Rows gathered while reading: articles and log entries."""
 
-    articles: list[dict] = field(default_factory=list)
+    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in RAW_SCHEMA})
     log: list[dict] = field(default_factory=list)
-    seen: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
     def add(self, row: dict) -> None:
         """Keep an article unless an identical one (same id and text) was already read."""
-        where = row["source_file"] + (f":{row['source_line']}" if row["source_line"] else "")
-        if row["article_id"] in self.seen:
-            raise RejectedInput(f"exact repeat of {self.seen[row['article_id']]} (same id and text)")
-        self.seen[row["article_id"]] = where
-        self.articles.append(row)
+        first = self.seen.setdefault(row["article_id"], (row["source_file"], row["source_line"]))
+        if first != (row["source_file"], row["source_line"]):
+            where = first[0] + (f":{first[1]}" if first[1] else "")
+            raise RejectedInput(f"exact repeat of {where} (same id and text)")
+        for name, value in row.items():
+            self.columns[name].append(value)
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(raw_articles, ingest_log)."""
+        return pl.DataFrame(self.columns, schema=RAW_SCHEMA), pl.DataFrame(self.log, schema=LOG_SCHEMA)
 
 
 def discover_files(source_dirs: list[str | Path]) -> list[Path]:
@@ -135,6 +141,31 @@ def jsonl_meta(record: dict) -> dict:
             for k in ("title", "url", "outlet", "published")}
 
 
+def parse_json_line(line: str):
+    """One JSON value: orjson for speed; the standard parser (more lenient, clearer errors) when orjson refuses."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RejectedInput(f"invalid JSON: {err.msg} at column {err.colno}") from None
+
+
+def jsonl_article(source_file: str, line_no: int, line: str, ingested_at: datetime) -> dict:
+    """The raw article row of one JSONL line, or RejectedInput with the reason."""
+    record = parse_json_line(line)
+    if not isinstance(record, dict):
+        raise RejectedInput(f"JSON value is a {type(record).__name__}, not an object")
+    field_name = next((f for f in TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
+    if field_name is None:
+        raise RejectedInput("no text: none of the fields text, body, html holds a non-empty string")
+    source_id = str(record["id"]) if record.get("id") not in (None, "") else f"{Path(source_file).name}:{line_no}"
+    fmt = "html" if field_name == "html" else "jsonl"
+    return article_row(source_file, source_id, line_no, fmt, record[field_name], jsonl_meta(record), ingested_at)
+
+
 def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: IngestResult, log_base: dict) -> int:
     """Articles of a JSONL file, one per line; bad lines are logged one by one and the rest still load."""
     n_ok = 0
@@ -142,19 +173,7 @@ def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: Inges
         if not line.strip():
             continue
         try:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RejectedInput(f"invalid JSON: {err.msg} at column {err.colno}") from None
-            if not isinstance(record, dict):
-                raise RejectedInput(f"JSON value is a {type(record).__name__}, not an object")
-            field_name = next((f for f in TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
-            if field_name is None:
-                raise RejectedInput("no text: none of the fields text, body, html holds a non-empty string")
-            source_id = str(record["id"]) if record.get("id") not in (None, "") else f"{Path(source_file).name}:{line_no}"
-            fmt = "html" if field_name == "html" else "jsonl"
-            result.add(article_row(source_file, source_id, line_no, fmt, record[field_name],
-                                   jsonl_meta(record), ingested_at))
+            result.add(jsonl_article(source_file, line_no, line, ingested_at))
         except RejectedInput as err:
             result.log.append({**log_base, "source_line": line_no, "status": "quarantined",
                                "reason": str(err), "n_articles": 0})
@@ -213,6 +232,4 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     result = IngestResult()
     for path in discover_files(source_dirs):
         read_file(path, ingested_at, run_id, result, skip_hashes)
-    raw = pl.DataFrame(result.articles, schema=RAW_SCHEMA)
-    log = pl.DataFrame(result.log, schema=LOG_SCHEMA)
-    return raw, log
+    return result.frames()

@@ -48,7 +48,9 @@ def match_phrases(tokens: pl.DataFrame, table: pl.DataFrame, column: str) -> pl.
         if n > 1:
             grams = grams.filter(pl.col(f"s{n - 1}") == pl.col("sid"))
         grams = grams.select(
-            "sid", pl.col("ti").alias("start"), pl.concat_str([pl.col(f"w{k}") for k in range(n)], separator=" ").alias("key")
+            "sid",
+            pl.col("ti").alias("start"),
+            pl.concat_str([pl.col(f"w{k}") for k in range(n)], separator=" ").alias("key"),
         )
         hits = grams.join(table.filter(pl.col("n") == n), on="key", how="inner")
         found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *extra))
@@ -69,22 +71,18 @@ def token_rows(tokens: pl.DataFrame, sids: pl.Series, positions: pl.Series) -> p
     return tokens["sid"].search_sorted(sids, side="left").cast(pl.Int64) + positions.cast(pl.Int64)
 
 
-def token_values(tokens: pl.DataFrame, sids: pl.Series, positions: pl.Series, column: str) -> pl.Series:
-    """tokens[column] at (sid, ti=position) for many pairs by direct indexing (null outside the sentence).
+def with_token_values(
+    frame: pl.DataFrame, tokens: pl.DataFrame, position: str | pl.Expr, **columns: str
+) -> pl.DataFrame:
+    """Add token columns (new_name=token_column) taken at `position` in each row's sentence `sid`.
 
-    `tokens` must be sorted by (sid, ti) with ti counting from 0, as `tokenize` returns it.
+    Direct indexing, no join: `tokens` must be sorted by (sid, ti) with ti counting from 0, as `tokenize`
+    returns it. Positions outside the sentence give null.
     """
-    if len(tokens) == 0 or len(sids) == 0:
-        return pl.Series(column, [None] * len(sids), dtype=tokens.schema[column])
-    rows = token_rows(tokens, sids, positions).clip(0, len(tokens) - 1)
-    inside = (tokens["sid"].gather(rows) == sids) & (positions >= 0)
-    values = tokens[column].gather(rows)
-    return pl.select(pl.when(inside).then(values).otherwise(None).alias(column)).to_series()
-
-
-def with_token_values(frame: pl.DataFrame, tokens: pl.DataFrame, position: str | pl.Expr, **columns: str) -> pl.DataFrame:
-    """Add token columns (new_name=token_column) taken at `position` within each row's sentence `sid`."""
-    pos = frame.select(pl.col(position) if isinstance(position, str) else position).to_series()
-    return frame.with_columns(
-        **{name: token_values(tokens, frame["sid"], pos, col) for name, col in columns.items()}
-    )
+    positions = frame.select(pl.col(position) if isinstance(position, str) else position).to_series()
+    if len(tokens) == 0 or len(frame) == 0:
+        return frame.with_columns(**{name: pl.lit(None, tokens.schema[col]) for name, col in columns.items()})
+    raw = token_rows(tokens, frame["sid"], positions)
+    rows = raw.clip(0, len(tokens) - 1)
+    inside = (raw == rows) & (positions >= 0) & (tokens["sid"].gather(rows) == frame["sid"])
+    return frame.with_columns(**{name: pl.when(inside).then(tokens[col].gather(rows)) for name, col in columns.items()})

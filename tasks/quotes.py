@@ -6,12 +6,14 @@ import polars as pl
 
 from tasks.actors import name_key
 from tasks.ids import stable_id_expr
+from tasks.phrases import POS_SCALE
 from tasks.sentences import TOKEN_RE
 
-# every character falls in one segment: a curly or straight double-quoted span, or the text between
-SEGMENT_RE = r"“[^”]*”?|\"[^\"\n]*\"?|[^“\"]+"
+# every character falls in one segment: a closed curly or straight quotation (a straight one may run over a
+# wrapped line, not a paragraph break), the text between, or a stray mark
+SEGMENT_RE = r"“[^“”]*”|\"(?:[^\"\n]|\n[^\s\"])*\"|[^“\"]+|[“\"]"
 VERBS = (
-    r"(?:said|says|added|told [\w ]{0,30}?|explained|noted|stressed|declared|insisted|wrote|stated|argued|warned"
+    r"(?:said|says|added|told [A-Za-z ]{0,30}?|explained|noted|stressed|declared|insisted|wrote|stated|argued|warned"
     r"|continued|emphasi[sz]ed|replied|responded|suggested|described|called|pointed out|was quoted as saying"
     r"|is quoted as saying)"
 )
@@ -19,14 +21,19 @@ ROLE = (
     r"(?:minister|diplomat|spokesman|spokeswoman|spokesperson|president|official|secretary|leader|chancellor"
     r"|ambassador|envoy|general|commander|premier|chief|head)"
 )
-NAME = r"((?:\p{Lu}(?:[\p{L}’'-]+|\.)\s+){0,3}\p{Lu}[\p{L}’'-]+)"
-AFTER_NAME_VERB = r"^[\s,.]*" + NAME + r"\s+" + VERBS + r"\b"
+# Latin letters only: small character classes keep these regexes fast
+UPPER = r"[A-ZÀ-ÞĀ-Ž]"
+LETTER = r"[A-Za-zÀ-ÿĀ-ž’'-]"
+NAME = rf"((?:{UPPER}(?:{LETTER}+|\.)\s+){{0,3}}{UPPER}{LETTER}+)"
+AFTER_NAME_VERB = r"^[\s,.]*" + NAME + r"\s+" + VERBS + r"(?-u:\b)"
 AFTER_VERB_NAME = r"^[\s,.]*" + VERBS + r"\s+" + NAME
-AFTER_PRONOUN = r"^[\s,.]*(?i:he|she|the\s+(?:[\p{L}-]+\s+){0,2}" + ROLE + r")\s+" + VERBS + r"\b"
+AFTER_PRONOUN = r"^[\s,.]*(?i:he|she|the\s+(?:[a-z-]+\s+){0,2}" + ROLE + r")\s+" + VERBS + r"(?-u:\b)"
 # speaker before the quote: "X said: “", "X, the Dutch representative, said it was “", "he stressed that “"
-LEAD_OUT = r"\b[^.“”\"]{0,45}$"
+LEAD_OUT = r"(?-u:\b)[^.“”\"]{0,45}$"
 BEFORE_NAME = NAME + r"(?:,[^,.“”\"]{1,60},)?\s+(?:also\s+)?(?:" + VERBS + r"|saying)" + LEAD_OUT
-BEFORE_PRONOUN = r"(?i:\b(?:he|she|the\s+(?:[\p{L}-]+\s+){0,2}" + ROLE + r")\s+(?:also\s+)?(?:" + VERBS + r"))" + LEAD_OUT
+BEFORE_PRONOUN = (
+    r"(?i:(?-u:\b)(?:he|she|the\s+(?:[a-z-]+\s+){0,2}" + ROLE + r")\s+(?:also\s+)?(?:" + VERBS + r"))" + LEAD_OUT
+)
 
 
 def extract_quotes(articles: pl.DataFrame, sentences: pl.DataFrame, people: pl.DataFrame) -> pl.DataFrame:
@@ -42,42 +49,53 @@ def extract_quotes(articles: pl.DataFrame, sentences: pl.DataFrame, people: pl.D
         .drop_nulls("seg")
         .with_columns(n=pl.col("seg").str.len_chars())
         .with_columns(char_start=(pl.col("n").cum_sum().over("article_id") - pl.col("n")).cast(pl.Int64))
-        .filter(pl.col("seg").str.starts_with("“") | pl.col("seg").str.starts_with("\""))
+        .filter(pl.col("seg").str.starts_with("“") | pl.col("seg").str.starts_with('"'))
         .filter(pl.col("seg").str.count_matches(r"\s+") >= 2)
         .with_columns(
             char_end=pl.col("char_start") + pl.col("n"),
-            quote=pl.col("seg").str.strip_chars("“”\" ").str.strip_chars(),
+            quote=pl.col("seg").str.strip_chars('“”" ').str.strip_chars(),
         )
     )
     segments = segments.with_columns(
         after=pl.col("body").str.slice(pl.col("char_end"), 120),
-        before=pl.col("body").str.slice(pl.max_horizontal(pl.col("char_start") - 150, 0), pl.min_horizontal(pl.col("char_start"), 150)),
+        before=pl.col("body")
+        .str.slice(pl.max_horizontal(pl.col("char_start") - 150, 0), pl.min_horizontal(pl.col("char_start"), 150))
+        .str.extract(r"([^.!?\n]*)$"),
     )
     named = pl.coalesce(
         pl.col("after").str.extract(AFTER_NAME_VERB),
         pl.col("after").str.extract(AFTER_VERB_NAME),
         pl.col("before").str.extract(BEFORE_NAME),
     )
-    anaphoric = (
-        pl.col("after").str.contains(AFTER_PRONOUN) | pl.col("before").str.contains(BEFORE_PRONOUN)
-    )
+    anaphoric = pl.col("after").str.contains(AFTER_PRONOUN) | pl.col("before").str.contains(BEFORE_PRONOUN)
     segments = segments.with_columns(named=named, anaphoric=anaphoric).with_columns(
-        named=pl.when(pl.col("named").str.contains(r"^(?:He|She|It|They|We|I|The|This)\b")).then(None).otherwise("named")
+        named=pl.when(pl.col("named").str.contains(r"^(?:He|She|It|They|We|I|The|This)(?-u:\b)"))
+        .then(None)
+        .otherwise("named")
     )
     # sentence and token position of the quote start, to find the last person named before it
     located = (
         segments.sort("article_id", "char_start")
         .join_asof(
-            sentences.select("article_id", "sentence_index", pl.col("char_start").alias("s_start"), "sentence").sort("article_id", "s_start"),
-            left_on="char_start", right_on="s_start", by="article_id", strategy="backward", check_sortedness=False,
+            sentences.select("article_id", "sentence_index", pl.col("char_start").alias("s_start"), "sentence").sort(
+                "article_id", "s_start"
+            ),
+            left_on="char_start",
+            right_on="s_start",
+            by="article_id",
+            strategy="backward",
+            check_sortedness=False,
         )
         .with_columns(
-            ti=pl.col("sentence").str.slice(0, pl.col("char_start") - pl.col("s_start")).str.count_matches(TOKEN_RE).cast(pl.Int64),
+            ti=pl.col("sentence")
+            .str.slice(0, pl.col("char_start") - pl.col("s_start"))
+            .str.count_matches(TOKEN_RE)
+            .cast(pl.Int64),
         )
-        .with_columns(pos=pl.col("sentence_index") * 100_000 + pl.col("ti"))
+        .with_columns(pos=pl.col("sentence_index") * POS_SCALE + pl.col("ti"))
         .sort("pos")
     )
-    persons = people.with_columns(pos=pl.col("sentence_index") * 100_000 + pl.col("ti")).sort("pos")
+    persons = people.with_columns(pos=pl.col("sentence_index") * POS_SCALE + pl.col("ti")).sort("pos")
     last = persons.select("article_id", "pos", pl.col("actor").alias("last_actor"), pl.col("code").alias("last_code"))
     located = located.join_asof(last, on="pos", by="article_id", strategy="backward", check_sortedness=False)
     register = persons.unique(["article_id", "name_key"], keep="first").select(
@@ -87,16 +105,30 @@ def extract_quotes(articles: pl.DataFrame, sentences: pl.DataFrame, people: pl.D
         register, on=["article_id", "name_key"], how="left"
     )
     speaker = (
-        pl.when(pl.col("named").is_not_null()).then(pl.coalesce("reg_actor", "named"))
-        .when(pl.col("anaphoric")).then(pl.col("last_actor"))
+        pl.when(pl.col("named").is_not_null())
+        .then(pl.coalesce("reg_actor", "named"))
+        .when(pl.col("anaphoric"))
+        .then(pl.col("last_actor"))
     )
-    code = pl.when(pl.col("named").is_not_null()).then(pl.col("reg_code")).when(pl.col("anaphoric")).then(pl.col("last_code"))
+    code = (
+        pl.when(pl.col("named").is_not_null())
+        .then(pl.col("reg_code"))
+        .when(pl.col("anaphoric"))
+        .then(pl.col("last_code"))
+    )
     return (
         located.with_columns(speaker=speaker, speaker_code=code)
         .with_columns(quote_id=stable_id_expr("article_id", "char_start"))
         .sort("article_id", "char_start")
         .select(
-            "quote_id", "article_id", "story_id", "speaker", "speaker_code", "quote", "sentence_index",
-            "char_start", "char_end",
+            "quote_id",
+            "article_id",
+            "story_id",
+            "speaker",
+            "speaker_code",
+            "quote",
+            "sentence_index",
+            "char_start",
+            "char_end",
         )
     )

@@ -6,21 +6,19 @@ import polars as pl
 
 # Every character of a body falls in exactly one chunk: text up to a terminator run ([.!?] plus closing quotes
 # when followed by whitespace, or a newline) with its trailing whitespace, or a final unterminated tail.
-CHUNK_RE = (
-    r"[^.!?\n]*(?:[.!?]+(?:[\"'”’»)\]]+(?:[ \t\r\n]+|$)|[ \t\r\n]*)|\n[ \t\r\n]*)|[^.!?\n]+"
-)
+CHUNK_RE = r"[^.!?\n]*(?:[.!?]+(?:[\"'”’»)\]]+(?:[ \t\r\n]+|$)|[ \t\r\n]*)|\n[ \t\r\n]*)|[^.!?\n]+"
 TOKEN_RE = r"\p{L}(?:\.\p{L})+\.?|[\p{L}\p{N}]+|[^\s\p{L}\p{N}]"
 
 TITLE_ABBREVIATIONS = [
-    "mr", "mrs", "ms", "dr", "gen", "lt", "col", "maj", "capt", "cpt", "sgt", "gov", "sen", "rep", "st", "jr",
-    "sr", "prof", "rev", "adm", "brig", "cmdr", "pres", "no", "vs", "etc", "inc", "corp", "co", "ltd", "dept",
-    "fig", "approx", "mt", "ft", "hon",
-]
+    "mr", "mrs", "ms", "dr", "gen", "lt", "col", "maj", "capt", "cpt", "sgt", "gov", "sen", "rep", "st", "jr", "sr",
+    "prof", "rev", "adm", "brig", "cmdr", "pres", "no", "vs", "etc", "inc", "corp", "co", "ltd", "dept", "fig",
+    "approx", "mt", "ft", "hon",
+]  # fmt: skip
 MONTH_ABBREVIATIONS = ["jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"]
 SENTENCE_STARTERS = [
     "The", "A", "An", "It", "He", "She", "They", "We", "I", "But", "In", "On", "This", "That", "There", "And",
     "However", "Its", "His", "Her", "Their",
-]
+]  # fmt: skip
 
 
 def split_sentences(articles: pl.DataFrame) -> pl.DataFrame:

@@ -15,48 +15,81 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 
-PLOVER_TYPES = ("AGREE", "CONSULT", "SUPPORT", "CONCEDE", "COOPERATE", "AID", "RETREAT", "REQUEST", "ACCUSE",
-                "REJECT", "THREATEN", "PROTEST", "SANCTION", "MOBILIZE", "COERCE", "ASSAULT")
+PLOVER_TYPES = (
+    "AGREE",
+    "CONSULT",
+    "SUPPORT",
+    "CONCEDE",
+    "COOPERATE",
+    "AID",
+    "RETREAT",
+    "REQUEST",
+    "ACCUSE",
+    "REJECT",
+    "THREATEN",
+    "PROTEST",
+    "SANCTION",
+    "MOBILIZE",
+    "COERCE",
+    "ASSAULT",
+)
 INGEST_STATUSES = ("ok", "quarantined", "error")
 RESIDUAL_BOILERPLATE = r"(?im)(?:\bicon ?(?:bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
 EARLIEST_DATE = datetime(1900, 1, 1)
 NO_TEXT_LEFT = "no article text left after cleaning"
-KEYS = {"articles": "article_id", "stories": "story_id", "events": "event_id", "event_mentions": "event_id",
-        "quotes": "quote_id", "boilerplate": "article_id", "ingest_log": "source_file"}
-DEPENDENTS = {"articles": [("event_mentions", "article_id"), ("quotes", "article_id"), ("boilerplate", "article_id")],
-              "events": [("event_mentions", "event_id")]}
+KEYS = {
+    "articles": "article_id",
+    "stories": "story_id",
+    "events": "event_id",
+    "event_mentions": "event_id",
+    "quotes": "quote_id",
+    "boilerplate": "article_id",
+    "ingest_log": "source_file",
+}
+DEPENDENTS = {
+    "articles": [("event_mentions", "article_id"), ("quotes", "article_id"), ("boilerplate", "article_id")],
+    "events": [("event_mentions", "event_id")],
+}
 # A parent row left with none of its children after quarantine is quarantined too: (parent, child, key).
 EMPTIED_PARENTS = [("events", "event_mentions", "event_id"), ("stories", "articles", "story_id")]
+# Referential integrity per table: (column, parent table, parent key). Membership is computed in polars into a
+# boolean column `<column>_in_<parent>` that GX checks, so suites and Data Docs do not carry every parent id.
+REFERENCES = {
+    "articles": [("story_id", "stories", "story_id"), ("duplicate_of", "articles", "article_id")],
+    "stories": [("canonical_article_id", "articles", "article_id")],
+    "events": [("story_id", "stories", "story_id")],
+    "event_mentions": [("event_id", "events", "event_id"), ("article_id", "articles", "article_id")],
+    "quotes": [("article_id", "articles", "article_id"), ("story_id", "stories", "story_id")],
+    "boilerplate": [("article_id", "articles", "article_id")],
+}
 DATA_DOCS_DIR = "data_docs"
 DOCS_RESULTS_DIR = "dq_validations"
 DOCS_SITE = "warehouse"
 VENDOR_DIR = Path("gx") / "plugins" / "custom_data_docs" / "vendor"
 # The CDN files GX's page templates load -> the vendored copy (None: not needed by these pages, dropped), so the
 # Data Docs render offline.
+CDNJS = "https://cdnjs.cloudflare.com/ajax/libs"
+TABLE_CDN = "https://unpkg.com/bootstrap-table@1.19.1/dist"
+FILTER_CDN = "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control"
+FILTER = "bootstrap-table-filter-control"
 CDN_ASSETS = {
     "https://code.jquery.com/jquery-3.7.1.min.js": "jquery.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.min.js",
+    f"{CDNJS}/popper.js/1.12.9/umd/popper.min.js": "popper.min.js",
     "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap.min.js",
     "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "bootstrap-table.min.js",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "bootstrap-table.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-        "bootstrap-table-filter-control.min.js",
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-        "bootstrap-table-filter-control.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-        "bootstrap-table-filter-control.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
-        "bootstrap-datepicker.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
-        "bootstrap-datepicker.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
-        "fontawesome/css/fontawesome-solid.min.css",
+    f"{TABLE_CDN}/bootstrap-table.min.js": "bootstrap-table.min.js",
+    f"{TABLE_CDN}/bootstrap-table.min.css": "bootstrap-table.min.css",
+    f"{TABLE_CDN}/extensions/filter-control/{FILTER}.min.js": f"{FILTER}.min.js",
+    f"{FILTER_CDN}/{FILTER}.css": f"{FILTER}.min.css",
+    f"{FILTER_CDN}/{FILTER}.min.css": f"{FILTER}.min.css",
+    f"{CDNJS}/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": "bootstrap-datepicker.min.js",
+    f"{CDNJS}/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": "bootstrap-datepicker.min.css",
+    f"{CDNJS}/font-awesome/6.6.0/css/all.min.css": "fontawesome/css/fontawesome-solid.min.css",
     "https://cdn.jsdelivr.net/npm/vega@5": None,
     "https://cdn.jsdelivr.net/npm/vega-lite@5": None,
     "https://cdn.jsdelivr.net/npm/vega-embed@6": None,
@@ -64,11 +97,24 @@ CDN_ASSETS = {
 }
 CDN_TAG_RE = re.compile(r'<(script|link)\b[^>]*?(?:src|href)="(https://[^"]+)"[^>]*>(?:\s*</script>)?')
 GX_LOGO_RE = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/[\w.-]+(?:\?d=[\w.]+)?")
-QUARANTINE_SCHEMA = {"run_id": pl.String, "table_name": pl.String, "row_key": pl.String,
-                     "expectation": pl.String, "reason": pl.String, "row_json": pl.String}
-DQ_SCHEMA = {"run_id": pl.String, "table_name": pl.String, "expectation": pl.String, "column": pl.String,
-             "severity": pl.String, "success": pl.Boolean, "unexpected_count": pl.Int64,
-             "checked_at": pl.Datetime("us", "UTC")}
+QUARANTINE_SCHEMA = {
+    "run_id": pl.String,
+    "table_name": pl.String,
+    "row_key": pl.String,
+    "expectation": pl.String,
+    "reason": pl.String,
+    "row_json": pl.String,
+}
+DQ_SCHEMA = {
+    "run_id": pl.String,
+    "table_name": pl.String,
+    "expectation": pl.String,
+    "column": pl.String,
+    "severity": pl.String,
+    "success": pl.Boolean,
+    "unexpected_count": pl.Int64,
+    "checked_at": pl.Datetime("us", "UTC"),
+}
 
 log = logging.getLogger(__name__)
 
@@ -101,75 +147,139 @@ def suite_definitions() -> dict[str, list]:
     critical, warning = "critical", "warning"
 
     def keys(column: str) -> list:
-        return [expectation("ExpectColumnValuesToNotBeNull", critical, column=column),
-                expectation("ExpectColumnValuesToBeUnique", critical, column=column)]
+        return [
+            expectation("ExpectColumnValuesToNotBeNull", critical, column=column),
+            expectation("ExpectColumnValuesToBeUnique", critical, column=column),
+        ]
 
-    def in_param(column: str, param: str, severity: str = critical, reason: str | None = None) -> object:
-        return expectation("ExpectColumnValuesToBeInSet", severity, reason, column=column,
-                           value_set={"$PARAMETER": param})
+    def in_param(column: str, param: str, severity: str, reason: str) -> object:
+        return expectation(
+            "ExpectColumnValuesToBeInSet", severity, reason, column=column, value_set={"$PARAMETER": param}
+        )
+
+    def references(table: str) -> list:
+        return [
+            expectation(
+                "ExpectColumnValuesToBeInSet",
+                critical,
+                column=reference_column(column, parent),
+                value_set=[True],
+                description=f"every {column} is found in {parent}.{key}",
+            )
+            for column, parent, key in REFERENCES[table]
+        ]
 
     def plausible_date(column: str) -> object:
-        return expectation("ExpectColumnValuesToBeBetween", warning,
-                           f"{column} is before {EARLIEST_DATE:%Y} or in the future", column=column,
-                           min_value={"$PARAMETER": "earliest_date"}, max_value={"$PARAMETER": "today"})
+        return expectation(
+            "ExpectColumnValuesToBeBetween",
+            warning,
+            f"{column} is before {EARLIEST_DATE:%Y} or in the future",
+            column=column,
+            min_value={"$PARAMETER": "earliest_date"},
+            max_value={"$PARAMETER": "today"},
+        )
 
     return {
         "articles": [
             *keys("article_id"),
             expectation("ExpectColumnValuesToNotBeNull", critical, column="story_id"),
             expectation("ExpectColumnValuesToNotBeNull", critical, column="content_hash"),
-            in_param("story_id", "story_ids"),
-            in_param("duplicate_of", "article_ids"),
-            expectation("ExpectColumnPairValuesAToBeGreaterThanB", warning, "cleaning made the body longer",
-                        column_A="raw_chars", column_B="clean_chars", or_equal=True),
+            *references("articles"),
+            expectation(
+                "ExpectColumnPairValuesAToBeGreaterThanB",
+                warning,
+                "cleaning made the body longer",
+                column_A="raw_chars",
+                column_B="clean_chars",
+                or_equal=True,
+            ),
             expectation("ExpectColumnValuesToNotBeNull", warning, NO_TEXT_LEFT, column="body"),
             expectation("ExpectColumnValuesToMatchRegex", warning, NO_TEXT_LEFT, column="body", regex=r"\S"),
-            expectation("ExpectColumnValuesToNotMatchRegex", warning,
-                        "residual boilerplate in body (icon-font run or player timestamps)", column="body",
-                        regex=RESIDUAL_BOILERPLATE),
+            expectation(
+                "ExpectColumnValuesToNotMatchRegex",
+                warning,
+                "residual boilerplate in body (icon-font run or player timestamps)",
+                column="body",
+                regex=RESIDUAL_BOILERPLATE,
+            ),
             plausible_date("published_date"),
             expectation("ExpectTableRowCountToEqual", critical, value={"$PARAMETER": "expected_articles"}),
         ],
         "stories": [
             *keys("story_id"),
             expectation("ExpectColumnValuesToBeBetween", critical, column="n_articles", min_value=1),
-            in_param("canonical_article_id", "article_ids"),
+            *references("stories"),
         ],
         "events": [
             *keys("event_id"),
             expectation("ExpectColumnValuesToBeInSet", critical, column="event_type", value_set=list(PLOVER_TYPES)),
-            in_param("story_id", "story_ids"),
+            *references("events"),
             in_param("source_code", "actor_codes", warning, "source_code is not in the actor gazetteer"),
             in_param("target_code", "actor_codes", warning, "target_code is not in the actor gazetteer"),
-            expectation("ExpectColumnValuesToBeBetween", warning, "confidence outside [0, 1]", column="confidence",
-                        min_value=0, max_value=1),
+            expectation(
+                "ExpectColumnValuesToBeBetween",
+                warning,
+                "confidence outside [0, 1]",
+                column="confidence",
+                min_value=0,
+                max_value=1,
+            ),
             expectation("ExpectColumnValuesToBeBetween", critical, column="n_articles", min_value=1),
             plausible_date("event_date"),
         ],
         "event_mentions": [
             expectation("ExpectColumnValuesToNotBeNull", critical, column="event_id"),
-            in_param("event_id", "event_ids"),
-            in_param("article_id", "article_ids"),
-            expectation("ExpectColumnPairValuesAToBeGreaterThanB", warning, "event dated after its article",
-                        column_A="article_date", column_B="event_date", or_equal=True,
-                        ignore_row_if="either_value_is_missing"),
+            *references("event_mentions"),
+            expectation(
+                "ExpectColumnPairValuesAToBeGreaterThanB",
+                warning,
+                "event dated after its article",
+                column_A="article_date",
+                column_B="event_date",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            ),
         ],
-        "quotes": [*keys("quote_id"), in_param("article_id", "article_ids"), in_param("story_id", "story_ids"),
-                   expectation("ExpectColumnValuesToNotBeNull", warning, "empty quote", column="quote")],
-        "boilerplate": [in_param("article_id", "article_ids"),
-                        expectation("ExpectColumnValuesToBeBetween", critical, column="char_start", min_value=0),
-                        expectation("ExpectColumnPairValuesAToBeGreaterThanB", critical, column_A="char_end",
-                                    column_B="char_start", or_equal=True)],
-        "ingest_log": [expectation("ExpectColumnValuesToNotBeNull", critical, column="source_file"),
-                       expectation("ExpectColumnValuesToBeInSet", critical, column="status",
-                                   value_set=list(INGEST_STATUSES)),
-                       expectation("ExpectColumnValuesToBeBetween", critical, column="n_articles", min_value=0),
-                       expectation("ExpectColumnValuesToNotBeNull", critical, column="reason",
-                                   row_condition='status != "ok"', condition_parser="pandas"),
-                       expectation("ExpectColumnValuesToBeInSet", critical, column="n_articles", value_set=[0],
-                                   row_condition='status != "ok"', condition_parser="pandas"),
-                       expectation("ExpectCompoundColumnsToBeUnique", critical,
-                                   column_list=["run_id", "source_file", "source_line"])],
+        "quotes": [
+            *keys("quote_id"),
+            *references("quotes"),
+            in_param("speaker_code", "actor_codes", warning, "speaker_code is not in the actor gazetteer"),
+            expectation("ExpectColumnValuesToNotBeNull", warning, "empty quote", column="quote"),
+        ],
+        "boilerplate": [
+            *references("boilerplate"),
+            expectation("ExpectColumnValuesToBeBetween", critical, column="char_start", min_value=0),
+            expectation(
+                "ExpectColumnPairValuesAToBeGreaterThanB",
+                critical,
+                column_A="char_end",
+                column_B="char_start",
+                or_equal=True,
+            ),
+        ],
+        "ingest_log": [
+            expectation("ExpectColumnValuesToNotBeNull", critical, column="source_file"),
+            expectation("ExpectColumnValuesToBeInSet", critical, column="status", value_set=list(INGEST_STATUSES)),
+            expectation("ExpectColumnValuesToBeBetween", critical, column="n_articles", min_value=0),
+            expectation(
+                "ExpectColumnValuesToNotBeNull",
+                critical,
+                column="reason",
+                row_condition='status != "ok"',
+                condition_parser="pandas",
+            ),
+            expectation(
+                "ExpectColumnValuesToBeInSet",
+                critical,
+                column="n_articles",
+                value_set=[0],
+                row_condition='status != "ok"',
+                condition_parser="pandas",
+            ),
+            expectation(
+                "ExpectCompoundColumnsToBeUnique", critical, column_list=["run_id", "source_file", "source_line"]
+            ),
+        ],
     }
 
 
@@ -191,31 +301,50 @@ def gx_context(context_dir: str | Path, sync: bool = False):
         if current and table in stored_definitions:
             continue
         if not sync:
-            raise RuntimeError(f"expectation suite '{table}' in {context_dir} is out of date with "
-                               "tasks/validate.py: run `make suites` and commit expectations/")
+            raise RuntimeError(
+                f"expectation suite '{table}' in {context_dir} is out of date with "
+                "tasks/validate.py: run `make suites` and commit expectations/"
+            )
         if not current:
             context.suites.add_or_update(suite)
         asset = next((a for a in source.assets if a.name == table), None) or source.add_dataframe_asset(table)
-        batch = next((b for b in asset.batch_definitions if b.name == "whole"), None) or \
-            asset.add_batch_definition_whole_dataframe("whole")
+        batch = next(
+            (b for b in asset.batch_definitions if b.name == "whole"), None
+        ) or asset.add_batch_definition_whole_dataframe("whole")
         if table not in stored_definitions:
             context.validation_definitions.add(
-                gx.ValidationDefinition(name=table, data=batch, suite=context.suites.get(table)))
+                gx.ValidationDefinition(name=table, data=batch, suite=context.suites.get(table))
+            )
     return context
 
 
 def suite_signature(suite) -> list[dict]:
     """A suite's expectations without their generated ids, for change detection."""
-    return [{k: v for k, v in e.items() if k not in ("id", "rendered_content")}
-            for e in suite.to_json_dict()["expectations"]]
+    return [
+        {k: v for k, v in e.items() if k not in ("id", "rendered_content")}
+        for e in suite.to_json_dict()["expectations"]
+    ]
 
 
-def run_parameters(tables: dict[str, pl.DataFrame], actor_codes: list[str], expected_articles: int) -> dict:
-    """Cross-table facts the suites check against."""
+def reference_column(column: str, parent: str) -> str:
+    """The derived column telling whether `column` holds a key of `parent` (null where `column` is null)."""
+    return f"{column}_in_{parent}"
+
+
+def with_reference_flags(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks."""
+    return frame.with_columns(
+        pl.when(pl.col(column).is_null())
+        .then(None)
+        .otherwise(pl.col(column).is_in(tables[parent][key].implode()))
+        .alias(reference_column(column, parent))
+        for column, parent, key in REFERENCES.get(table, [])
+    )
+
+
+def run_parameters(actor_codes: list[str], expected_articles: int) -> dict:
+    """Facts from outside the tables that the suites check against."""
     return {
-        "story_ids": tables["stories"]["story_id"].to_list(),
-        "article_ids": tables["articles"]["article_id"].to_list(),
-        "event_ids": tables["events"]["event_id"].to_list(),
         "actor_codes": actor_codes,
         "expected_articles": expected_articles,
         "earliest_date": EARLIEST_DATE,
@@ -242,37 +371,55 @@ def checked_columns(kwargs: dict) -> str:
     return ",".join(kwargs.get("column_list") or filter(None, [kwargs.get("column_A"), kwargs.get("column_B")]))
 
 
-def validate_tables(tables: dict[str, pl.DataFrame], run_id: str, context_dir: str | Path,
-                    actor_codes: list[str], expected_articles: int) -> Validated:
+def validate_tables(
+    tables: dict[str, pl.DataFrame],
+    run_id: str,
+    context_dir: str | Path,
+    actor_codes: list[str],
+    expected_articles: int,
+) -> Validated:
     """Run every suite; collect dq_results, quarantine rows failing warnings, report failed criticals."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = gx_context(context_dir)
-    params = run_parameters(tables, actor_codes, expected_articles)
-    checked_at = datetime.now(timezone.utc).replace(microsecond=0)
+    params = run_parameters(actor_codes, expected_articles)
+    checked_at = datetime.now(UTC).replace(microsecond=0)
     gx_run = RunIdentifier(run_name=run_id, run_time=checked_at)
     dq_rows, failing_rows, critical_failures, gx_results = [], [], [], {}
     mentions_dates = tables["articles"].select("article_id", article_date=pl.col("published_date"))
     frames = {**tables, "event_mentions": tables["event_mentions"].join(mentions_dates, on="article_id", how="left")}
     for table in suite_definitions():
         result = context.validation_definitions.get(table).run(
-            batch_parameters={"dataframe": to_pandas_for_gx(frames[table])}, expectation_parameters=params,
-            result_format={"result_format": "COMPLETE"}, run_id=gx_run)
+            batch_parameters={"dataframe": to_pandas_for_gx(with_reference_flags(table, tables, frames[table]))},
+            expectation_parameters=params,
+            result_format={"result_format": "COMPLETE"},
+            run_id=gx_run,
+        )
         gx_results[table] = result
         for check in result.results:
             config = check.expectation_config
             column = checked_columns(config.kwargs)
             severity = config.meta.get("severity", "critical")
             unexpected = check.result.get("unexpected_count")
-            dq_rows.append({"run_id": run_id, "table_name": table, "expectation": config.type, "column": column,
-                            "severity": severity, "success": bool(check.success),
-                            "unexpected_count": unexpected if unexpected is not None else int(not check.success),
-                            "checked_at": checked_at})
+            dq_rows.append(
+                {
+                    "run_id": run_id,
+                    "table_name": table,
+                    "expectation": config.type,
+                    "column": column,
+                    "severity": severity,
+                    "success": bool(check.success),
+                    "unexpected_count": unexpected if unexpected is not None else int(not check.success),
+                    "checked_at": checked_at,
+                }
+            )
             if check.success:
                 continue
             if severity == "critical":
-                critical_failures.append(f"{table}.{column or '*'}: {config.type} failed "
-                                         f"({unexpected if unexpected is not None else 'table-level'} unexpected)")
+                critical_failures.append(
+                    f"{table}.{column or '*'}: {config.type} failed "
+                    f"({unexpected if unexpected is not None else 'table-level'} unexpected)"
+                )
                 continue
             reason = config.meta.get("reason") or f"{config.type} failed on {column}"
             for index in check.result.get("unexpected_index_list") or []:
@@ -281,8 +428,9 @@ def validate_tables(tables: dict[str, pl.DataFrame], run_id: str, context_dir: s
     return Validated(kept, quarantine, pl.DataFrame(dq_rows, schema=DQ_SCHEMA), critical_failures, gx_results)
 
 
-def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, int, tuple[str, str]]],
-                    run_id: str) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+def quarantine_rows(
+    tables: dict[str, pl.DataFrame], failing: list[tuple[str, int, tuple[str, str]]], run_id: str
+) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
     """Move failing rows (and rows that depend on them) out of their tables into quarantine records."""
     reasons: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for table, index, reason in failing:
@@ -294,20 +442,31 @@ def quarantine_rows(tables: dict[str, pl.DataFrame], failing: list[tuple[str, in
             continue
         frame = kept[table].with_row_index("_row")
         moved = frame.filter(pl.col("_row").is_in(bad))
-        records += quarantine_records(moved, table, run_id, lambda row: reasons[(table, row["_row"])])
+        records += quarantine_records(moved, table, run_id, lambda row, table=table: reasons[(table, row["_row"])])
         kept[table] = frame.filter(~pl.col("_row").is_in(bad)).drop("_row")
         for child, key in DEPENDENTS.get(table, []):
             orphans = kept[child].filter(pl.col(key).is_in(moved[KEYS[table]].implode()))
-            records += quarantine_records(orphans, child, run_id, lambda row, parent=table, key=key: [
-                ("parent_quarantined", f"its {parent} row ({key} {row[key]}) was quarantined")])
+            records += quarantine_records(
+                orphans,
+                child,
+                run_id,
+                lambda row, parent=table, key=key: [
+                    ("parent_quarantined", f"its {parent} row (same {key}) was quarantined")
+                ],
+            )
             kept[child] = kept[child].filter(~pl.col(key).is_in(moved[KEYS[table]].implode()))
     for parent, child, key in EMPTIED_PARENTS:
         if kept[child].height == tables[child].height:
             continue
-        emptied = kept[parent].filter(pl.col(key).is_in(tables[child][key].implode())
-                                      & ~pl.col(key).is_in(kept[child][key].implode()))
-        records += quarantine_records(emptied, parent, run_id, lambda row, child=child: [
-            ("children_quarantined", f"all its {child} rows were quarantined")])
+        emptied = kept[parent].filter(
+            pl.col(key).is_in(tables[child][key].implode()) & ~pl.col(key).is_in(kept[child][key].implode())
+        )
+        records += quarantine_records(
+            emptied,
+            parent,
+            run_id,
+            lambda row, child=child: [("children_quarantined", f"all its {child} rows were quarantined")],
+        )
         kept[parent] = kept[parent].filter(~pl.col(key).is_in(emptied[key].implode()))
     return pl.DataFrame(records, schema=QUARANTINE_SCHEMA), kept
 
@@ -317,10 +476,16 @@ def quarantine_records(rows: pl.DataFrame, table: str, run_id: str, reasons_of) 
     out = []
     for row in rows.iter_rows(named=True):
         reasons = reasons_of(row)
-        out.append({"run_id": run_id, "table_name": table, "row_key": str(row.get(KEYS[table])),
-                     "expectation": "; ".join(kind for kind, _ in reasons),
-                     "reason": "; ".join(text for _, text in reasons),
-                     "row_json": json.dumps({k: v for k, v in row.items() if k != "_row"}, default=str)})
+        out.append(
+            {
+                "run_id": run_id,
+                "table_name": table,
+                "row_key": str(row.get(KEYS[table])),
+                "expectation": "; ".join(kind for kind, _ in reasons),
+                "reason": "; ".join(text for _, text in reasons),
+                "row_json": json.dumps({k: v for k, v in row.items() if k != "_row"}, default=str),
+            }
+        )
     return out
 
 
@@ -346,14 +511,28 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
 
     root = Path(warehouse_dir).resolve()
     defaults = InMemoryStoreBackendDefaults()
-    stores = {**defaults.stores, defaults.validation_results_store_name: {
-        "class_name": "ValidationResultsStore",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DOCS_RESULTS_DIR)}}}
-    site = {"class_name": "SiteBuilder", "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DATA_DOCS_DIR)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}
-    context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
-        store_backend_defaults=defaults, stores=stores, data_docs_sites={DOCS_SITE: site}))
+    stores = {
+        **defaults.stores,
+        defaults.validation_results_store_name: {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(root / DOCS_RESULTS_DIR),
+            },
+        },
+    }
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DATA_DOCS_DIR)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    context = gx.get_context(
+        mode="ephemeral",
+        project_config=DataContextConfig(
+            store_backend_defaults=defaults, stores=stores, data_docs_sites={DOCS_SITE: site}
+        ),
+    )
     keys = []
     for table, result in gx_results.items():
         context.suites.add(gx.ExpectationSuite(name=table, expectations=suite_definitions()[table]))
@@ -374,7 +553,7 @@ def use_vendored_assets(site: Path, vendor: Path) -> None:
         html = page.read_text(encoding="utf-8")
         prefix = Path(os.path.relpath(static, page.parent)).as_posix()
 
-        def local(match: re.Match) -> str:
+        def local(match: re.Match, prefix: str = prefix) -> str:
             kind, url = match.groups()
             if url not in CDN_ASSETS:
                 return match.group(0)

@@ -67,6 +67,7 @@ def seeds() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
 
 
 def body_of(articles: pl.DataFrame, article_id: str) -> str:
+    """The cleaned body of one article."""
     return articles.filter(pl.col("article_id") == article_id)["body"].item()
 
 
@@ -397,6 +398,40 @@ def test_content_hash_ignores_case_whitespace_and_punctuation():
         {"raw_text": "The talks failed on Monday, officials said.", "article_id": "a"},
         {"raw_text": "The  talks failed on Monday - officials said!\n", "article_id": "b"},
         {"raw_text": "The talks succeeded on Monday, officials said.", "article_id": "c"},
+        {"raw_text": "", "article_id": "d"},
+        {"raw_text": "Share\nSubscribe", "article_id": "e"},
     )
     hashes = clean_articles(raw)[0]["content_hash"].to_list()
     assert hashes[0] == hashes[1] != hashes[2]
+    assert len(set(hashes[2:])) == 3, "articles left without text are not copies of each other"
+
+
+def test_html_text_is_cleaned_like_txt():
+    story = "The ministers met in Brussels on Tuesday and agreed on a new aid package, diplomats said."
+    text = f"Share this article\n\n{story}"
+    as_html, _ = clean_one(text, format="html", meta_title="Ministers agree aid", meta_url="https://www.dw.com/en/a-1")
+    as_txt, _ = clean_one(text)
+    assert as_html["body"] == as_txt["body"] == story
+    assert (as_html["title"], as_html["outlet"]) == ("Ministers agree aid", "DW")
+
+
+def test_empty_batch_keeps_the_schema():
+    articles, boilerplate = clean_articles(raw_frame({"raw_text": "x"}).clear())
+    assert articles.is_empty() and boilerplate.is_empty()
+    assert {"body", "content_hash", "published_date"} <= set(articles.columns)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Savin Corp said it has reached\nan agreement for Sun Chemical Corp to study the potential of\nSavin infrared "
+        "technology for possible use in classified U.S.\nmilitary applications.\n    It said a royalty-bearing license "
+        "could result.",
+        "Phone-A-Gram System Inc said it named\nEugene Mora its Chairman and chief executive officer.\n    Mora "
+        "succeed Fred Peterson, who resigned.",
+    ],
+)
+def test_wire_copy_first_line_is_not_taken_for_a_headline(text):
+    row, boilerplate = clean_one(text)
+    assert row["title"] is None and boilerplate.is_empty()
+    assert re.sub(r"\s+", " ", row["body"]) == re.sub(r"\s+", " ", text).strip()

@@ -49,7 +49,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 def seed_rows(dates: list[date | None] = DATES) -> list[dict]:
     """The five seed articles with cleaned bodies, ids '000'..'004'."""
     rows = []
-    for path, outlet, published in zip(sorted(SEEDS.glob("*.txt")), OUTLETS, dates):
+    for path, outlet, published in zip(sorted(SEEDS.glob("*.txt")), OUTLETS, dates, strict=True):
         lines = _clean(path.read_text(encoding="utf-8"))
         rows.append(article(path.name[:3], "\n".join(lines), lines[0], outlet, published))
     return rows
@@ -68,8 +68,10 @@ def test_seed_stories(dates: list[date | None]) -> None:
     assert out["duplicate_of"].null_count() == out.height
     assert out["story_id"].null_count() == 0
     assert stories.height == 3
-    by_id = stories.join(out.select("story_id", "article_id"), on="story_id").group_by("story_id").agg(
-        pl.col("article_id").sort(), pl.col("outlets").first(), pl.col("canonical_article_id").first()
+    by_id = (
+        stories.join(out.select("story_id", "article_id"), on="story_id")
+        .group_by("story_id")
+        .agg(pl.col("article_id").sort(), pl.col("outlets").first(), pl.col("canonical_article_id").first())
     )
     nato = by_id.filter(pl.col("article_id").list.first() == "002").row(0, named=True)
     assert nato["outlets"] == ["RT", "Sputnik"] and nato["canonical_article_id"] == "002"
@@ -100,17 +102,29 @@ def test_exact_and_near_copies_point_to_first_copy() -> None:
 
 
 QUAKES = [
-    ("q1", "Italy", "A magnitude 6.3 earthquake struck the Abruzzo region of central Italy early on Monday, killing at "
-     "least 150 people in the medieval city of L'Aquila. Prime Minister Silvio Berlusconi declared a state of "
-     "emergency and rescuers from the Civil Protection agency searched collapsed buildings in L'Aquila and "
-     "nearby Onna. The quake was felt in Rome, about 100 kilometres away."),
-    ("q2", "Italy", "Rescue workers in L'Aquila dug through rubble on Monday after a powerful earthquake of magnitude "
-     "6.3 devastated the Abruzzo capital, leaving more than 150 dead. Berlusconi cancelled a trip to Moscow and "
-     "the Civil Protection agency said thousands of residents of L'Aquila and Onna were homeless."),
-    ("q3", "Haiti", "A magnitude 7.0 earthquake struck Haiti on Tuesday, flattening much of Port-au-Prince and "
-     "killing thousands of people. President Rene Preval said the presidential palace collapsed, and the United "
-     "Nations mission in Port-au-Prince reported its headquarters destroyed. Rescuers searched collapsed "
-     "buildings in the Haitian capital."),
+    (
+        "q1",
+        "Italy",
+        "A magnitude 6.3 earthquake struck the Abruzzo region of central Italy early on Monday, killing at "
+        "least 150 people in the medieval city of L'Aquila. Prime Minister Silvio Berlusconi declared a state of "
+        "emergency and rescuers from the Civil Protection agency searched collapsed buildings in L'Aquila and "
+        "nearby Onna. The quake was felt in Rome, about 100 kilometres away.",
+    ),
+    (
+        "q2",
+        "Italy",
+        "Rescue workers in L'Aquila dug through rubble on Monday after a powerful earthquake of magnitude "
+        "6.3 devastated the Abruzzo capital, leaving more than 150 dead. Berlusconi cancelled a trip to Moscow and "
+        "the Civil Protection agency said thousands of residents of L'Aquila and Onna were homeless.",
+    ),
+    (
+        "q3",
+        "Haiti",
+        "A magnitude 7.0 earthquake struck Haiti on Tuesday, flattening much of Port-au-Prince and "
+        "killing thousands of people. President Rene Preval said the presidential palace collapsed, and the United "
+        "Nations mission in Port-au-Prince reported its headquarters destroyed. Rescuers searched collapsed "
+        "buildings in the Haitian capital.",
+    ),
 ]
 
 
@@ -138,10 +152,10 @@ def test_incremental_attach_keeps_story_ids() -> None:
     first, first_stories = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
     new, stories = assign_stories(frame([rows["001"], rows["003"]]), prior=first)
     assert set(first_stories["story_id"]) == set(stories["story_id"])
-    story_of = dict(zip(first["article_id"], first["story_id"]))
-    attached = dict(zip(new["article_id"], new["story_id"]))
+    story_of = dict(zip(first["article_id"], first["story_id"], strict=True))
+    attached = dict(zip(new["article_id"], new["story_id"], strict=True))
     assert attached == {"001": story_of["000"], "003": story_of["002"]}
-    sizes = dict(zip(stories["story_id"], stories["n_articles"]))
+    sizes = dict(zip(stories["story_id"], stories["n_articles"], strict=True))
     assert sizes == {story_of["000"]: 2, story_of["002"]: 2, story_of["004"]: 1}
     assert new.columns[: len(frame([rows["001"]]).columns)] == frame([rows["001"]]).columns
 

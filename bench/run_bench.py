@@ -1,0 +1,205 @@
+"""Throughput benchmark: the real news_etl flow on the Reuters corpus and corpora grown from it.
+
+    .venv/bin/python bench/run_bench.py --sizes 19k,100k,1m [--incremental] [--dask ADDRESS]
+
+For each size it generates the corpus once (bench/results/corpora/<size>/, git-ignored), then in a fresh child
+process (own Prefect home) runs the flow with a full refresh and reads the per-stage timings the flow logs
+(`newsetl_stage` records), sampling peak RSS (process and its children) per stage. In the same child it measures
+a FLOOR: polars reading the same JSONL plus one regex pass over all text. With --incremental it then adds 1% new
+articles and runs the flow again incrementally. Figures are printed and written to bench/results/<timestamp>.json.
+Totals are the sum of stage times: interpreter and Prefect start-up are excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+
+from bench.make_corpus import parse_size, write_corpus, write_increment  # noqa: E402
+
+STAGE_RECORD = "newsetl_stage"
+
+
+class PeakRss:
+    """Samples the RSS of this process and its children in a thread; `take()` returns the peak since last take."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.process, self.interval, self.peak, self.overall = psutil.Process(), interval, 0, 0
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def rss(self) -> int:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def run(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.rss())
+            self.overall = max(self.overall, self.peak)
+            time.sleep(self.interval)
+
+    def take(self) -> int:
+        peak, self.peak = max(self.peak, self.rss()), 0
+        return peak
+
+
+class StageCollector(logging.Handler):
+    """Collects the flow's stage records, each with the peak RSS seen while it ran."""
+
+    def __init__(self, sampler: PeakRss) -> None:
+        super().__init__()
+        self.sampler, self.stages = sampler, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stage = getattr(record, STAGE_RECORD, None)
+        if stage:
+            self.stages.append({**stage, "peak_rss_mb": self.sampler.take() / 2**20})
+
+
+def measure_floor(source: Path) -> float:
+    """Seconds for polars to read the corpus plus one regex pass over every text."""
+    import polars as pl
+
+    started = time.monotonic()
+    frame = pl.concat([pl.read_ndjson(p) for p in sorted(source.glob("*.jsonl"))])
+    frame.select(pl.col("text").str.count_matches(r"\b[A-Z][a-z]+\b").sum())
+    return time.monotonic() - started
+
+
+def run_flow(source: Path, warehouse: Path, full_refresh: bool, sampler: PeakRss) -> list[dict]:
+    """Run the flow once; its stage records with per-stage peak RSS."""
+    from flows.news_etl import news_etl
+
+    collector = StageCollector(sampler)
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(collector)
+    sampler.take()
+    try:
+        news_etl(source_dir=str(source), warehouse_dir=str(warehouse), full_refresh=full_refresh)
+    finally:
+        logger.removeHandler(collector)
+    return collector.stages
+
+
+def child(args: argparse.Namespace) -> None:
+    """One size in a fresh process: floor, full run, optionally an incremental run; JSON on stdout."""
+    sampler = PeakRss()
+    result = {"floor_seconds": measure_floor(args.source)}
+    result["full"] = run_flow(args.source, args.warehouse, True, sampler)
+    if args.increment:
+        os.link(args.increment, args.source / args.increment.name)
+        try:
+            result["incremental"] = run_flow(args.source, args.warehouse, False, sampler)
+        finally:
+            (args.source / args.increment.name).unlink()
+    result["peak_rss_mb"] = sampler.overall / 2**20
+    print("BENCH-RESULT " + json.dumps(result))
+
+
+def prepare(size: int, label: str, incremental: bool, seed: int) -> tuple[Path, Path | None]:
+    """The corpus folder for a size (generated once) and, if asked, a 1% increment file outside it."""
+    corpus = RESULTS / "corpora" / label
+    if not corpus.is_dir():
+        write_corpus(corpus, size, seed)
+    increment = None
+    if incremental:
+        increment = RESULTS / "corpora" / f"{label}-increment.jsonl"
+        if not increment.is_file():
+            write_increment(increment.parent, max(1, size // 100), seed, increment.name)
+    return corpus, increment
+
+
+def summarise(label: str, n: int, run: list[dict]) -> dict:
+    """Per stage and total: seconds, articles/s, peak RSS."""
+    stages = {s["stage"]: {"seconds": s["seconds"], "articles_per_s": n / s["seconds"] if s["seconds"] else None,
+                           "peak_rss_mb": s["peak_rss_mb"], "counts": s["counts"]} for s in run}
+    total = sum(s["seconds"] for s in run)
+    return {"size": label, "articles": n, "stages": stages, "total_seconds": total, "articles_per_s": n / total,
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in run)}
+
+
+def print_table(name: str, summary: dict, floor: float | None) -> None:
+    print(f"\n{name}: {summary['articles']:,} articles")
+    print(f"{'stage':<10} {'wall s':>9} {'articles/s':>12} {'peak RSS MB':>12}")
+    for stage, s in summary["stages"].items():
+        rate = f"{s['articles_per_s']:,.0f}" if s["articles_per_s"] else "-"
+        print(f"{stage:<10} {s['seconds']:>9.2f} {rate:>12} {s['peak_rss_mb']:>12,.0f}")
+    print(f"{'total':<10} {summary['total_seconds']:>9.2f} {summary['articles_per_s']:>12,.0f} "
+          f"{summary['peak_rss_mb']:>12,.0f}")
+    if floor:
+        print(f"floor {floor:.2f} s; flow / floor = {summary['total_seconds'] / floor:.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="19k", help="comma-separated sizes, e.g. 19k,100k,1m")
+    parser.add_argument("--incremental", action="store_true", help="also time adding 1%% new articles")
+    parser.add_argument("--dask", metavar="ADDRESS", help="run per-batch work on this Dask scheduler ('local': "
+                                                          "a temporary local cluster)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--warehouse", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--increment", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    report = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "dask": args.dask, "runs": []}
+    for label in args.sizes.split(","):
+        n = parse_size(label)
+        corpus, increment = prepare(n, label, args.incremental, args.seed)
+        with tempfile.TemporaryDirectory(prefix="newsetl-bench-") as tmp:
+            env = {**os.environ, "PREFECT_HOME": f"{tmp}/prefect", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                   "GX_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+            if args.dask:
+                env["NEWSETL_DASK_ADDRESS"] = args.dask
+            command = [sys.executable, __file__, "--child", "--source", str(corpus), "--warehouse", f"{tmp}/wh"]
+            if increment:
+                command += ["--increment", str(increment)]
+            done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
+        if line is None:
+            sys.exit(f"benchmark run for {label} failed:\n{done.stderr[-5000:]}")
+        raw = json.loads(line.removeprefix("BENCH-RESULT "))
+        run = {"floor_seconds": raw["floor_seconds"], "full": summarise(label, n, raw["full"])}
+        run["full"]["floor_ratio"] = run["full"]["total_seconds"] / raw["floor_seconds"]
+        print_table(f"{label} full refresh", run["full"], raw["floor_seconds"])
+        if "incremental" in raw:
+            run["incremental"] = summarise(label, max(1, n // 100), raw["incremental"])
+            run["incremental_cost_ratio"] = run["incremental"]["total_seconds"] / run["full"]["total_seconds"]
+            print_table(f"{label} incremental (+1%)", run["incremental"], None)
+            print(f"incremental / full = {run['incremental_cost_ratio']:.1%}")
+        report["runs"].append(run)
+    full = [r["full"] for r in report["runs"]]
+    report["scaling"] = [{"from": a["size"], "to": b["size"], "articles_x": b["articles"] / a["articles"],
+                          "time_x": b["total_seconds"] / a["total_seconds"]} for a, b in zip(full, full[1:])]
+    for s in report["scaling"]:
+        print(f"\n{s['from']} -> {s['to']}: {s['articles_x']:.1f}x articles cost {s['time_x']:.1f}x time")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
