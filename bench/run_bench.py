@@ -13,6 +13,7 @@ Totals are the sum of stage times: interpreter and Prefect start-up are excluded
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -43,15 +44,15 @@ class PeakRss:
         threading.Thread(target=self.run, daemon=True).start()
 
     def rss(self) -> int:
+        """Resident memory of this process and its children, in bytes."""
         total = self.process.memory_info().rss
         for child in self.process.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # a child may exit while we look
                 total += child.memory_info().rss
-            except psutil.Error:
-                pass
         return total
 
     def run(self) -> None:
+        """Sample until the process exits."""
         while True:
             self.peak = max(self.peak, self.rss())
             self.overall = max(self.overall, self.peak)
@@ -138,6 +139,7 @@ def summarise(label: str, n: int, run: list[dict]) -> dict:
 
 
 def print_table(name: str, summary: dict, floor: float | None) -> None:
+    """One run's figures as a text table."""
     print(f"\n{name}: {summary['articles']:,} articles")
     print(f"{'stage':<10} {'wall s':>9} {'articles/s':>12} {'peak RSS MB':>12}")
     for stage, s in summary["stages"].items():
@@ -191,8 +193,9 @@ def main() -> None:
             print(f"incremental / full = {run['incremental_cost_ratio']:.1%}")
         report["runs"].append(run)
     full = [r["full"] for r in report["runs"]]
+    pairs = zip(full, full[1:], strict=False)
     report["scaling"] = [{"from": a["size"], "to": b["size"], "articles_x": b["articles"] / a["articles"],
-                          "time_x": b["total_seconds"] / a["total_seconds"]} for a, b in zip(full, full[1:])]
+                          "time_x": b["total_seconds"] / a["total_seconds"]} for a, b in pairs]
     for s in report["scaling"]:
         print(f"\n{s['from']} -> {s['to']}: {s['articles_x']:.1f}x articles cost {s['time_x']:.1f}x time")
     RESULTS.mkdir(parents=True, exist_ok=True)

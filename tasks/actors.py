@@ -33,9 +33,10 @@ SPEECH_VERBS = [
     "confirmed", "admitted", "conceded", "acknowledged", "has", "had", "was", "is", "will", "would",
 ]  # fmt: skip
 CONNECTORS = ["the", "’", "'", "s", "of", ",", "-"]
+# last words of company and newspaper names: a place before them is no actor ("Washington Post")
 CORPORATE_SUFFIXES = [
     "Corp", "Co", "Inc", "Ltd", "Plc", "LLC", "AG", "SA", "NV", "Holdings", "Exchange", "Fund", "Trust",
-    "Industries", "Airways", "Motors",
+    "Industries", "Airways", "Motors", "Post", "Times", "Journal", "Herald", "Tribune", "Independent", "Gazette",
 ]  # fmt: skip
 # words of organisation names, never of a person's
 ORG_WORDS = [
@@ -306,13 +307,35 @@ def find_people(
     return people.select("sid", "start", "end", "actor", "code", "kind", "titled", modifier=pl.lit(False)), absorbed
 
 
+def resolve_pronouns(tokens: pl.DataFrame, mentions: pl.DataFrame, art: pl.DataFrame) -> pl.DataFrame:
+    """'he'/'she' as mentions of the last person with a known code named before in the article.
+
+    `art` maps sid to article_id.
+    """
+    people = (
+        mentions.filter((pl.col("kind") == "person") & pl.col("code").is_not_null())
+        .select("article_id", pos=pl.col("sid") * POS_SCALE + pl.col("start"), actor="actor", code="code")
+        .sort("pos")
+    )
+    return (
+        tokens.filter(pl.col("low").is_in(["he", "she"]))
+        .join(art, on="sid")
+        .select("sid", "article_id", start="ti", end=pl.col("ti") + 1, pos=pl.col("sid") * POS_SCALE + pl.col("ti"))
+        .sort("pos")
+        .join_asof(people, on="pos", by="article_id", strategy="backward", check_sortedness=False)
+        .filter(pl.col("actor").is_not_null())
+        .with_columns(kind=pl.lit("pronoun"), titled=pl.lit(False), modifier=pl.lit(False))
+    )
+
+
 def actor_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFrame:
     """All actor mentions: people (with absorbed role countries) and the remaining gazetteer hits.
 
     Columns: sid, start, end, actor, code, kind, titled, modifier, article_id, in_pp (inside a prepositional
     phrase), ethnic. Kind 'generic' marks uncoded domestic actors ("rebels", "the government"); `ethnic` marks
     an ethnic group ("ethnic Albanians"), coded by where it is when the sentence says where.
-    Anaphors ('the alliance', 'the bloc') resolve to the last organisation mentioned before in the article.
+    Anaphors ('the alliance', 'the bloc') resolve to the last organisation mentioned before in the article,
+    'he'/'she' to the last person.
     """
     hits = match_actors(tokens)
     people, absorbed = find_people(tokens, sentences, hits)
@@ -352,6 +375,9 @@ def actor_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFram
         )
         .filter(pl.col("actor").is_not_null())
         .drop("org_actor", "org_code", "pos")
+    )
+    mentions = pl.concat([mentions, resolve_pronouns(tokens, mentions, art).select(mentions.columns)]).sort(
+        "sid", "start"
     )
     mentions = with_token_values(mentions, tokens, pl.col("start") - 1, p1="low")
     mentions = with_token_values(mentions, tokens, pl.col("start") - 2, p2="low")

@@ -1,11 +1,16 @@
 """Dedup stage: mark exact and near copies, then group overlapping coverage into stories.
 
-Copies (same `content_hash`, or word-shingle Jaccard >= 0.8 found by MinHash LSH) point to their first copy via
-`duplicate_of` and inherit its story. Distinct texts are grouped into stories by average-link clustering of
-TF-IDF vectors over key terms and named-entity phrases (who/what/where), with candidate pairs blocked on shared
-rare features and gated by a publication-date window (when). Prior stories keep their ids; new articles attach
-to them when their average similarity clears the same threshold; otherwise a new story is founded, its id a
-stable hash of its canonical article.
+Copies: same `content_hash` (exact), or word 3-shingle Jaccard >= 0.8 (near: MinHash LSH candidates, verified
+exactly) point via `duplicate_of` to their first copy (earliest date, then smallest id) and share its story.
+
+Stories: the remaining texts get TF-IDF vectors over two equally weighted channels, key terms (what) and
+capitalised name words/phrases (who, where). Candidate pairs share a top-weighted rare feature in the same or
+an adjacent week (when; an undated article is compared with all). Average-link clustering cuts at
+STORY_THRESHOLD; a cluster is then split when, with the features all its members share discounted, it falls into
+two halves far less similar to each other than within themselves (two earthquakes, two NATO meetings).
+Prior stories keep their ids: a new cluster joins the prior story it is on average similar to (unless the
+same contrast test says otherwise), else it founds a story whose id hashes its canonical article's id.
+Evidence: `story_score` (Jaccard for copies, best cosine within the story otherwise) and `story_evidence`.
 """
 
 from __future__ import annotations
@@ -111,10 +116,8 @@ def _mark_copies(pool: pl.DataFrame) -> pl.DataFrame:
     shingles = shingle_matrix(doc, sh, len(rep_pos))
     sizes = np.diff(shingles.indptr).astype(np.float64)
     is_new_rep = reps.sort("rep")["new"].to_numpy()
-    pairs = minhash_candidates(doc, sh)
+    pairs = minhash_candidates(doc, sh, focus=is_new_rep)
     i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    touches_new = is_new_rep[i] | is_new_rep[j]
-    i, j = i[touches_new], j[touches_new]
     inter = rowwise_dot(shingles, shingles, i, j)
     jac = inter / np.maximum(sizes[i] + sizes[j] - inter, 1.0)
     near = jac >= NEAR_JACCARD

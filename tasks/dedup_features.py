@@ -54,8 +54,8 @@ def shingle_matrix(doc: np.ndarray, sh: np.ndarray, n_docs: int) -> sp.csr_matri
     return m
 
 
-def minhash_candidates(doc: np.ndarray, sh: np.ndarray) -> pl.DataFrame:
-    """Candidate near-copy pairs (i < j) from MinHash LSH banding over the shingle sets."""
+def minhash_candidates(doc: np.ndarray, sh: np.ndarray, focus: np.ndarray) -> pl.DataFrame:
+    """Candidate near-copy pairs (i < j, at least one in `focus`, a mask over docs) from MinHash LSH banding."""
     if len(doc) == 0:
         return pl.DataFrame({"i": [], "j": []}, schema={"i": pl.Int64, "j": pl.Int64})
     starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
@@ -65,8 +65,11 @@ def minhash_candidates(doc: np.ndarray, sh: np.ndarray) -> pl.DataFrame:
     a = rng.integers(1, 2**63, n_perm, dtype=np.uint64) | np.uint64(1)
     b = rng.integers(0, 2**63, n_perm, dtype=np.uint64)
     sig = np.empty((len(docs), n_perm), np.uint64)
+    permuted = np.empty_like(sh)  # reused: fresh 8-byte-per-shingle arrays per permutation cost page faults
     for k in range(n_perm):
-        sig[:, k] = np.minimum.reduceat(sh * a[k] + b[k], starts)
+        np.multiply(sh, a[k], out=permuted)
+        np.add(permuted, b[k], out=permuted)
+        sig[:, k] = np.minimum.reduceat(permuted, starts)
     mix = np.uint64(0xBF58476D1CE4E5B9)
     frames = []
     for band in range(MINHASH_BANDS):
@@ -76,9 +79,10 @@ def minhash_candidates(doc: np.ndarray, sh: np.ndarray) -> pl.DataFrame:
         frames.append(pl.DataFrame({"band": np.full(len(docs), band, np.int16), "key": key, "doc": docs}))
     buckets = pl.concat(frames)
     return (
-        buckets.join(buckets, on=["band", "key"], suffix="_r")
-        .filter(pl.col("doc") < pl.col("doc_r"))
-        .select(i=pl.col("doc"), j=pl.col("doc_r"))
+        buckets.filter(pl.Series(np.tile(focus[docs], MINHASH_BANDS)))
+        .join(buckets, on=["band", "key"], suffix="_r")
+        .filter(pl.col("doc") != pl.col("doc_r"))
+        .select(i=pl.min_horizontal("doc", "doc_r"), j=pl.max_horizontal("doc", "doc_r"))
         .unique()
         .sort("i", "j")
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -59,10 +59,10 @@ class IngestResult:
 
     def add(self, row: dict) -> None:
         """Keep an article unless an identical one (same id and text) was already read."""
-        first = self.seen.setdefault(row["article_id"], (row["source_file"], row["source_line"]))
-        if first != (row["source_file"], row["source_line"]):
-            where = first[0] + (f":{first[1]}" if first[1] else "")
-            raise RejectedInput(f"exact repeat of {where} (same id and text)")
+        if row["article_id"] in self.seen:
+            source_file, line = self.seen[row["article_id"]]
+            raise RejectedInput(f"exact repeat of {source_file}{f':{line}' if line else ''} (same id and text)")
+        self.seen[row["article_id"]] = (row["source_file"], row["source_line"])
         for name, value in row.items():
             self.columns[name].append(value)
 
@@ -205,7 +205,8 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         return
     try:
         if fmt is None:
-            raise RejectedInput(f"unsupported file type '{path.suffix or '(none)'}'; expected .txt, .html, .htm or .jsonl")
+            raise RejectedInput(
+                f"unsupported file type '{path.suffix or '(none)'}'; expected .txt, .html, .htm or .jsonl")
         if not data.strip():
             raise RejectedInput("empty file")
         if fmt != "jsonl" and len(data) > MAX_ARTICLE_BYTES:
@@ -228,7 +229,7 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
 
     Files whose content hash is in `skip_hashes` (loaded by an earlier run) are logged but not re-read.
     """
-    ingested_at = datetime.now(timezone.utc).replace(microsecond=0)
+    ingested_at = datetime.now(UTC).replace(microsecond=0)
     result = IngestResult()
     for path in discover_files(source_dirs):
         read_file(path, ingested_at, run_id, result, skip_hashes)

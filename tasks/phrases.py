@@ -32,27 +32,19 @@ def match_phrases(tokens: pl.DataFrame, table: pl.DataFrame, column: str) -> pl.
     sizes = sorted(table["n"].unique().to_list())
     if not sizes:
         return pl.DataFrame(schema={"sid": pl.Int64, "start": pl.Int64, "end": pl.Int64})
-    width = max(sizes)
-    # shift once, then keep only tokens that can start a phrase
-    candidates = (
-        tokens.select("sid", "ti", pl.col(column).alias("w0"))
-        .with_columns(
-            *[pl.col("w0").shift(-k).alias(f"w{k}") for k in range(1, width)],
-            *[pl.col("sid").shift(-k).alias(f"s{k}") for k in range(1, width)],
-        )
-        .filter(pl.col("w0").is_in(table["head"].unique().implode()))
-    )
+    # keep only tokens that can start a phrase, then fetch the tokens after them by row number
+    heads = tokens.with_row_index("row").filter(pl.col(column).is_in(table["head"].unique().implode()))
     found = []
     for n in sizes:
-        grams = candidates
-        if n > 1:
-            grams = grams.filter(pl.col(f"s{n - 1}") == pl.col("sid"))
-        grams = grams.select(
-            "sid",
-            pl.col("ti").alias("start"),
-            pl.concat_str([pl.col(f"w{k}") for k in range(n)], separator=" ").alias("key"),
-        )
-        hits = grams.join(table.filter(pl.col("n") == n), on="key", how="inner")
+        phrases = table.filter(pl.col("n") == n)
+        starts = heads.filter(pl.col(column).is_in(phrases["head"].unique().implode()))
+        last = len(tokens) - 1
+        rows = [(starts["row"].cast(pl.Int64) + k).clip(0, last) for k in range(n)]
+        same_sentence = tokens["sid"].gather(rows[-1]) == starts["sid"]
+        words = [tokens[column].gather(r) for r in rows]
+        key = pl.select(pl.concat_str(words, separator=" ")).to_series()
+        grams = pl.DataFrame({"sid": starts["sid"], "start": starts["ti"], "key": key})
+        hits = grams.filter(same_sentence).join(phrases, on="key", how="inner")
         found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *extra))
     return longest_non_overlapping(pl.concat(found))
 

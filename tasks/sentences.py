@@ -26,12 +26,12 @@ def split_sentences(articles: pl.DataFrame) -> pl.DataFrame:
 
     `sid` numbers the sentences of the whole batch; token and mention tables refer to sentences by it.
     """
-    bodies = articles.select("article_id", pl.col("body").fill_null(""))
+    bodies = articles.select("article_id", pl.col("body").fill_null("")).with_row_index("arow")
     body = pl.col("body")
     chunks = (
         bodies.select(
             "article_id",
-            "body",
+            "arow",
             pl.col("body").str.extract_all(CHUNK_RE).alias("chunk"),
             # hard-wrapped text (newswire: short lines, at least half ending mid-sentence) continues sentences
             # across single newlines
@@ -80,7 +80,8 @@ def split_sentences(articles: pl.DataFrame) -> pl.DataFrame:
     next_in_article = pl.col("article_id").shift(-1) == pl.col("article_id")
     sentences = (
         chunks.filter(~continues | prev("text").is_null())
-        .select("article_id", "body", "start")
+        .select("article_id", "arow", "start")
+        .join(bodies.select("arow", "body"), on="arow", maintain_order="left")  # late: exploding bodies is costly
         .with_columns(stop=pl.when(next_in_article).then(pl.col("start").shift(-1)).otherwise(body.str.len_chars()))
         .with_columns(raw=body.str.slice(pl.col("start"), pl.col("stop") - pl.col("start")))
         .with_columns(

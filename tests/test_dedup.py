@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,11 +19,12 @@ GROUPS = [{"000", "001"}, {"002", "003"}, {"004"}]
 
 
 def _clean(text: str) -> list[str]:
-    """Seed lines minus obvious junk (icon strips, date/url stamps, short fragments)."""
+    """Seed lines minus obvious junk: date stamps, icon strips, url lines, short fragments."""
+    lines = (re.sub(r"^\s*date \d{4}-\d{2}-\d{2}\s*", "", line).strip() for line in text.splitlines())
     return [
-        line.strip()
-        for line in text.splitlines()
-        if len(line.split()) > 3 and "icon" not in line and "http" not in line and not line.strip().startswith("date ")
+        line
+        for line in lines
+        if sum(word.isalpha() for word in line.split()) > 3 and "icon" not in line and "http" not in line
     ]
 
 
@@ -186,3 +188,18 @@ def test_empty_input() -> None:
     out, stories = assign_stories(empty)
     assert out.height == 0 and stories.height == 0
     assert {"story_id", "duplicate_of", "duplicate_kind"} <= set(out.columns)
+
+
+def test_incremental_near_copy_of_prior_copy_points_to_first_copy() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    words = rows["003"]["body"].split(" ")
+    near_body = " ".join(words[:30] + ["allegedly"] + words[30:])
+    near = article("400", near_body, "Syndicated", "Wire", date(2024, 4, 5))
+    first, _ = assign_stories(frame([rows["002"], rows["003"], near]))
+    assert first.filter(pl.col("article_id") == "400")["duplicate_of"].item() == "003"
+    again = article("500", near_body + " Updated.", "Later copy", "Mirror", date(2024, 4, 6))
+    new, stories = assign_stories(frame([again]), prior=first)
+    row = new.row(0, named=True)
+    assert (row["duplicate_of"], row["duplicate_kind"]) == ("003", "near")
+    assert row["story_id"] == first.filter(pl.col("article_id") == "003")["story_id"].item()
+    assert stories.filter(pl.col("story_id") == row["story_id"])["n_articles"].item() == 4
