@@ -26,6 +26,7 @@ TERM_PATTERN = r"[a-z][a-z'’-]*[a-z]|\d+(?:[.,]\d+)*"
 POSSESSIVE = r"['’]s\b"
 ENTITY_PATTERN = r"[A-Z][\w'’-]*[A-Za-z0-9](?:[ -](?:[A-Z][\w'’-]*[A-Za-z0-9]))*"
 ENTITY_WEIGHT = 0.5
+IDF_FLOOR = 0.5  # idf of a feature in every doc; < 1 keeps small batches from matching on common words
 LEAD_CHARS = 400
 
 
@@ -141,7 +142,7 @@ def tfidf_matrix(features: pl.DataFrame, n_docs: int) -> tuple[sp.csr_matrix, pl
     df = np.bincount(x.indices, minlength=len(keys))
     vocab = pl.DataFrame({"col": np.arange(len(keys)), "feat": features["feat"].gather(first), "df": df})
     entity = vocab["feat"].str.starts_with("@").to_numpy()[x.indices]
-    x.data = (1.0 + np.log(x.data)) * (np.log((n_docs + 1) / (df[x.indices] + 1)) + 1.0)
+    x.data = (1.0 + np.log(x.data)) * (np.log((n_docs + 1) / (df[x.indices] + 1)) + IDF_FLOOR)
     rows = np.repeat(np.arange(n_docs), np.diff(x.indptr))
     for in_channel, share in ((entity, ENTITY_WEIGHT), (~entity, 1.0 - ENTITY_WEIGHT)):
         norms = np.sqrt(np.bincount(rows[in_channel], x.data[in_channel] ** 2, minlength=n_docs))
