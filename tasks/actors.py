@@ -42,7 +42,7 @@ CORPORATE_SUFFIXES = [
 ORG_WORDS = [
     "Forces", "Force", "Command", "Ministry", "Council", "Party", "Army", "Agency", "Committee", "Commission",
     "Court", "Office", "Front", "Union", "Organization", "Organisation", "Movement", "Government", "Parliament",
-    "Assembly", "University", "Bank", "Company", "Group", "News", "Post", "Times", "Mission", "Summit", "Media",
+    "Assembly", "University", "Bank", "Company", "Group", "News", "Mission", "Summit", "Media",
     "Institute", "Association", "Federation", "Corporation", "Service", "Department", "Airlines", "Radio",
     *CORPORATE_SUFFIXES,
 ]  # fmt: skip

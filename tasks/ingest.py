@@ -17,6 +17,7 @@ ARTICLE_SUFFIXES = {".txt": "txt", ".html": "html", ".htm": "html", ".jsonl": "j
 TEXT_FIELDS = ("text", "body", "html")
 MAX_ARTICLE_BYTES = 10_000_000
 BINARY_SNIFF_BYTES = 8192
+FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a polars frame
 
 RAW_SCHEMA = {
     "article_id": pl.String,
@@ -54,6 +55,7 @@ class IngestResult:
     """Rows gathered while reading: articles and log entries."""
 
     columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in RAW_SCHEMA})
+    pieces: list[pl.DataFrame] = field(default_factory=list)
     log: list[dict] = field(default_factory=list)
     seen: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
@@ -66,9 +68,17 @@ class IngestResult:
         for name, value in row.items():
             self.columns[name].append(value)
 
+    def flush(self, min_rows: int = 1) -> None:
+        """Move the articles read so far (if at least `min_rows`) into a frame, so Python holds few strings."""
+        if len(self.columns["article_id"]) >= min_rows:
+            self.pieces.append(pl.DataFrame(self.columns, schema=RAW_SCHEMA))
+            self.columns = {name: [] for name in RAW_SCHEMA}
+
     def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(raw_articles, ingest_log)."""
-        return pl.DataFrame(self.columns, schema=RAW_SCHEMA), pl.DataFrame(self.log, schema=LOG_SCHEMA)
+        self.flush()
+        raw = pl.concat(self.pieces, rechunk=False) if self.pieces else pl.DataFrame(schema=RAW_SCHEMA)
+        return raw, pl.DataFrame(self.log, schema=LOG_SCHEMA)
 
 
 def discover_files(source_dirs: list[str | Path]) -> list[Path]:
@@ -233,4 +243,5 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     result = IngestResult()
     for path in discover_files(source_dirs):
         read_file(path, ingested_at, run_id, result, skip_hashes)
+        result.flush(min_rows=FLUSH_ROWS)
     return result.frames()

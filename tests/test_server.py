@@ -75,9 +75,10 @@ def ingest_of(wh: Path, run_id: str) -> pl.DataFrame:
 def test_daily_deployment_runs_incrementally_on_a_real_server(tmp_path, capsys):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    # The scheduler service stays off so the deployments' cron schedules create no runs during the test.
+    # The scheduler service stays off so the deployments' cron schedules create no runs during the test; the
+    # worker polls every second instead of every 10.
     env = child_env(tmp_path / "prefect", api, PREFECT_CLI_PROMPT="false",
-                    PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")
+                    PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false", PREFECT_WORKER_QUERY_SECONDS="1")
     src, wh = tmp_path / "src", tmp_path / "wh"
     shutil.copytree(SEEDS, src, ignore=shutil.ignore_patterns(HELD_BACK))
     timings: dict[str, float] = {}
