@@ -22,7 +22,7 @@ chromium:  ## headless browser for the Data Docs test: apt-get installs it when 
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium not installed (needs root and apt-get): the Data Docs browser test will be skipped"
 
-run: install  ## set up, then run the flow on seeds/ into warehouse/
+run: $(STAMP)  ## set up, then run the flow on seeds/ into warehouse/
 	$(BIN)/newsetl run --source seeds --warehouse warehouse
 
 test: install  ## set up, then run the test suite

@@ -26,12 +26,14 @@ from pathlib import Path
 
 import polars as pl
 
+from newsetl.settings import SHARED_CORPORA
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks.clean import clean_articles  # noqa: E402
 
-DEV_CORPUS = Path("/work/shared/corpora/boilerplate_dev.jsonl")
-REUTERS_CORPUS = Path("/work/shared/corpora/reuters21578.jsonl")
+DEV_CORPUS = SHARED_CORPORA / "boilerplate_dev.jsonl"
+REUTERS_CORPUS = SHARED_CORPORA / "reuters21578.jsonl"
 SHINGLE = 4
 C4_MIN_WORDS = 5
 C4_END_RE = re.compile(r"[.!?\"'”’]$")

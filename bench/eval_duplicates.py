@@ -14,12 +14,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from newsetl.settings import SHARED_CORPORA
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tasks.dedup import NEAR_JACCARD, assign_stories  # noqa: E402
 from tasks.dedup_features import word_shingles  # noqa: E402
 from tasks.ids import stable_id_expr  # noqa: E402
 
-CORPUS = Path("/work/shared/corpora/reuters21578.jsonl")
+CORPUS = SHARED_CORPORA / "reuters21578.jsonl"
 SAMPLE = 3000
 SEED = 7
 

@@ -27,13 +27,15 @@ from pathlib import Path
 
 import polars as pl
 
+from newsetl.settings import SHARED_CORPORA
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks.actors import actor_gazetteer  # noqa: E402
 from tasks.extract import extract_events  # noqa: E402
 
-GOLD = Path("/work/shared/corpora/plover_gsr_dev.jsonl")
-REUTERS = Path("/work/shared/corpora/reuters21578.jsonl")
+GOLD = SHARED_CORPORA / "plover_gsr_dev.jsonl"
+REUTERS = SHARED_CORPORA / "reuters21578.jsonl"
 OLD_TYPES = {"DEMAND": "REQUEST", "DISAPPROVE": "ACCUSE", "FIGHT": "ASSAULT", "INVESTIGATE": "ACCUSE"}
 
 

@@ -13,11 +13,13 @@ import polars as pl
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from newsetl.settings import SHARED_CORPORA
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tasks.dedup import assign_stories  # noqa: E402
 from tasks.ids import stable_id_expr  # noqa: E402
 
-CORPUS = Path("/work/shared/corpora/ecbplus_dev.jsonl")
+CORPUS = SHARED_CORPORA / "ecbplus_dev.jsonl"
 
 
 def load_articles(path: Path = CORPUS) -> pl.DataFrame:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The shared development corpora beside the project (read-only; used by bench/ and corpus tests).
+SHARED_CORPORA = Path(os.environ.get("NEWSETL_SHARED_CORPORA", PROJECT_ROOT.parent / "shared" / "corpora"))
 
 
 @dataclass(frozen=True)
