@@ -27,7 +27,7 @@ from prefect.tasks import exponential_backoff
 
 from newsetl.settings import load_settings
 from tasks import assemble, clean, dedup, extract, ingest, load, validate
-from tasks.actors import actor_gazetteer
+from tasks.actors import known_actor_codes
 
 PRIOR_TABLES = ("articles", "boilerplate", "event_mentions", "quotes", "ingest_log", "dq_results", "quarantine",
                 "manifest")
@@ -133,7 +133,7 @@ def extract_task(articles: pl.DataFrame):
 @task(name="validate", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
 def validate_task(tables: dict[str, pl.DataFrame], run_id: str, expected_articles: int) -> validate.Validated:
     """Great Expectations gates and quarantine."""
-    return validate.validate_tables(tables, run_id, load_settings().expectations_dir, actor_gazetteer()["code"].unique().sort().to_list(),
+    return validate.validate_tables(tables, run_id, load_settings().expectations_dir, known_actor_codes(),
                                     expected_articles)
 
 

