@@ -522,13 +522,24 @@ def _evidence(
     return full["sim"], full.select(evidence).to_series()
 
 
+def lead_sentence(body: pl.Expr, max_chars: int = 160) -> pl.Expr:
+    """A headline stand-in: the body's first sentence, cut at a word boundary past `max_chars`."""
+    first = body.str.extract(r"^\s*(.+?[.!?])(?:\s|$)", 1).fill_null(body.str.strip_chars())
+    return pl.when(first.str.len_chars() <= max_chars).then(first).otherwise(
+        first.str.slice(0, max_chars).str.replace(r"\s+\S*$", "") + "…"
+    )
+
+
 def _stories_table(pool: pl.DataFrame) -> pl.DataFrame:
     """One row per story over prior and new articles."""
     canonical = (
         pool.filter(pl.col("duplicate_of").is_null())
         .sort("pos")
         .group_by("story_id")
-        .agg(canonical_article_id=pl.col("article_id").first(), title=pl.col("title").first())
+        .agg(
+            canonical_article_id=pl.col("article_id").first(),
+            title=pl.coalesce(pl.col("title").drop_nulls().first(), lead_sentence(pl.col("body").first())),
+        )
     )
     stats = pool.group_by("story_id").agg(
         first_published=pl.col("published_date").min(),

@@ -203,3 +203,14 @@ def test_incremental_near_copy_of_prior_copy_points_to_first_copy() -> None:
     assert (row["duplicate_of"], row["duplicate_kind"]) == ("003", "near")
     assert row["story_id"] == first.filter(pl.col("article_id") == "003")["story_id"].item()
     assert stories.filter(pl.col("story_id") == row["story_id"])["n_articles"].item() == 4
+
+
+def test_story_title_falls_back_to_the_lead_sentence_when_no_article_has_one():
+    body = ("Poland proposed an armed peacekeeping mission for Ukraine on Friday. NATO allies refused the next day, "
+            "ministers said in Brussels.")
+    rows = [article("t1", body, None, "Newsweek", date(2022, 3, 18)),
+            article("t2", "Earthquake hits Chile. " + "Rescue teams searched the rubble in Santiago. " * 3,
+                    "Quake in Chile", None, date(2022, 3, 18))]
+    _, stories = assign_stories(frame(rows))
+    titles = sorted(stories["title"])
+    assert titles == ["Poland proposed an armed peacekeeping mission for Ukraine on Friday.", "Quake in Chile"]
