@@ -17,7 +17,9 @@ import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-REUTERS = Path("/work/shared/corpora/reuters21578.jsonl")
+from newsetl.settings import SHARED_CORPORA
+
+REUTERS = SHARED_CORPORA / "reuters21578.jsonl"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"])")
 BOILERPLATE = (
     "Reuters", "REUTER", "Copyright 1987 Reuters Ltd. All rights reserved.", "Advertisement",
