@@ -111,7 +111,8 @@ def ingest_task(source_dirs: list[str], run_id: str, skip_hashes: frozenset[str]
     return ingest.ingest_sources(source_dirs, run_id, skip_hashes)
 
 
-@task(name="clean", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
+# clean and extract run per batch in the task runner's worker threads, where Prefect cannot enforce a timeout.
+@task(name="clean", cache_policy=NO_CACHE)
 def clean_task(raw: pl.DataFrame):
     """Strip boilerplate and pull metadata."""
     return clean.clean_articles(raw)
@@ -123,7 +124,7 @@ def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None):
     return dedup.assign_stories(articles, prior_articles)
 
 
-@task(name="extract", timeout_seconds=STAGE_TIMEOUT, cache_key_fn=extract_cache_key, cache_expiration=CACHE_TTL,
+@task(name="extract", cache_key_fn=extract_cache_key, cache_expiration=CACHE_TTL,
       persist_result=True)
 def extract_task(articles: pl.DataFrame):
     """Events, their mentions, and quotes."""

@@ -68,9 +68,9 @@ def test_old_snapshots_are_pruned(tmp_path):
 
 def test_second_writer_is_refused_with_a_clear_message(tmp_path):
     wh = tmp_path / "wh"
-    with load.writer_lock(wh), pytest.raises(load.WarehouseBusy, match=f"pid {os.getpid()}"):
-        with load.writer_lock(wh, wait_seconds=0.6):
-            pass
+    with load.writer_lock(wh), pytest.raises(load.WarehouseBusy, match=f"pid {os.getpid()}"), \
+            load.writer_lock(wh, wait_seconds=0.6):
+        pass
     with load.writer_lock(wh):
         pass
 
@@ -80,8 +80,8 @@ def test_locked_catalog_is_a_warning_not_a_failure(tmp_path):
     load.write_snapshot(wh, "run1", replace=frames(2))
     load.refresh_catalog(wh)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect('{wh / 'news.duckdb'}'); print('ready', flush=True);"
-         " time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect('{wh / 'news.duckdb'}');"
+         " print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         warning = load.refresh_catalog(wh)
