@@ -10,21 +10,9 @@ import polars as pl
 import pytest
 
 from tasks.clean import clean_articles, normalize_text
+from tasks.ingest import RAW_SCHEMA
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-RAW_SCHEMA = {
-    "article_id": pl.String,
-    "source_file": pl.String,
-    "source_id": pl.String,
-    "source_line": pl.Int64,
-    "format": pl.String,
-    "raw_text": pl.String,
-    "meta_title": pl.String,
-    "meta_url": pl.String,
-    "meta_outlet": pl.String,
-    "meta_published": pl.String,
-    "ingested_at": pl.Datetime("us", "UTC"),
-}
 
 
 def raw_frame(*docs: dict) -> pl.DataFrame:
