@@ -96,7 +96,7 @@ def main() -> None:
     articles = load_articles()
     gold = articles["cluster_id"].to_numpy()
     start = time.perf_counter()
-    out, stories = assign_stories(articles.drop("cluster_id"))
+    out, stories, _ = assign_stories(articles.drop("cluster_id"))
     elapsed = time.perf_counter() - start
     pred = articles.select("article_id").join(out, on="article_id", maintain_order="left")["story_id"].to_numpy()
     p, r, f = bcubed(gold, pred)
@@ -104,8 +104,9 @@ def main() -> None:
     print(f"assign_stories took {elapsed:.2f}s")
     print(f"assign_stories   B3 P={p:.3f} R={r:.3f} F1={f:.3f}  ARI={ari(gold, pred):.3f}")
     half = articles.sort("article_id").with_columns(batch=pl.int_range(pl.len()) % 2)
-    first, _ = assign_stories(half.filter(pl.col("batch") == 0).drop("cluster_id", "batch"))
-    second, _ = assign_stories(half.filter(pl.col("batch") == 1).drop("cluster_id", "batch"), prior=first)
+    first, _, index = assign_stories(half.filter(pl.col("batch") == 0).drop("cluster_id", "batch"))
+    second, _, _ = assign_stories(half.filter(pl.col("batch") == 1).drop("cluster_id", "batch"), prior=first,
+                                  index=index)
     both = articles.select("article_id").join(pl.concat([first, second]), on="article_id", maintain_order="left")
     pred = both["story_id"].to_numpy()
     p, r, f = bcubed(gold, pred)

@@ -29,8 +29,8 @@ from newsetl.settings import load_settings
 from tasks import assemble, clean, dedup, extract, ingest, load, validate
 from tasks.actors import known_actor_codes
 
-PRIOR_TABLES = ("articles", "boilerplate", "event_mentions", "quotes", "ingest_log", "dq_results", "quarantine",
-                "manifest")
+PRIOR_TABLES = ("articles", "stories", "boilerplate", "event_mentions", "quotes", "ingest_log", "dq_results",
+                "quarantine", "manifest", assemble.INDEX_KEYS, assemble.INDEX_DF)
 
 
 STAGES = ("start", "read", "ingest", "clean", "dedup", "extract", "validate", "load")
@@ -119,9 +119,14 @@ def clean_task(raw: pl.DataFrame):
 
 
 @task(name="dedup", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
-def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None):
-    """Mark copies and group articles into stories."""
-    return dedup.assign_stories(articles, prior_articles)
+def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None, index: dedup.DedupIndex | None,
+               prior_stories: pl.DataFrame | None) -> tuple[dedup.Dedup, dedup.DedupIndex | None]:
+    """Mark copies and group articles into stories; also returns the prior articles' index if the warehouse
+    had none (written before the index was kept) and it was rebuilt from their texts."""
+    rebuilt = None
+    if index is None and prior_articles is not None and prior_articles.height:
+        rebuilt = index = dedup.build_index(prior_articles)
+    return dedup.assign_stories(articles, prior_articles, index, prior_stories), rebuilt
 
 
 @task(name="extract", cache_key_fn=extract_cache_key, cache_expiration=CACHE_TTL,
@@ -132,10 +137,11 @@ def extract_task(articles: pl.DataFrame):
 
 
 @task(name="validate", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
-def validate_task(tables: dict[str, pl.DataFrame], run_id: str, expected_articles: int) -> validate.Validated:
-    """Great Expectations gates and quarantine."""
+def validate_task(tables: dict[str, pl.DataFrame], run_id: str, expected_articles: int,
+                  loaded: dict[str, int] | None) -> validate.Validated:
+    """Great Expectations gates and quarantine (over the rows earlier runs did not load, see `validate_tables`)."""
     return validate.validate_tables(tables, run_id, load_settings().expectations_dir, known_actor_codes(),
-                                    expected_articles)
+                                    expected_articles, loaded)
 
 
 @task(name="load", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
@@ -237,7 +243,10 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
         stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
-        articles, stories = dedup_task(articles, prior.get("articles"))
+        prior_stories = prior.get("stories") if prior is stored else None  # stale once articles were superseded
+        deduped, rebuilt_index = dedup_task(articles, prior.get("articles"), assemble.prior_index(prior),
+                                            prior_stories)
+        articles, stories = deduped.articles, deduped.stories
         log_stage("dedup", stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
         cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
         prune_cache(cache_dir)
@@ -252,7 +261,10 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                "quarantine": pl.DataFrame(schema=validate.QUARANTINE_SCHEMA)}
         tables = assemble.assemble_tables(prior, new)
         expected = validate.expected_article_count(prior.get("articles"), ingest_log)
-        validated = validate_task(tables, run_id, expected)
+        # Prior rows lead the stacked tables and were validated when loaded (none are if some were superseded).
+        loaded = {name: prior[name].height for name in (*assemble.PER_ARTICLE_TABLES, "ingest_log")
+                  if prior.get(name) is not None} if prior is stored else None
+        validated = validate_task(tables, run_id, expected, loaded)
         data_docs = data_docs_task(validated.gx_results, warehouse_dir)
         failed = int((~validated.dq_results["success"]).sum())
         log_stage("validate", checks_passed=validated.dq_results.height - failed, checks_failed=failed,
@@ -266,7 +278,9 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         tables = {**validated.tables,
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}
-        warning = load_task(warehouse_dir, run_id, *assemble.split_appends(stored, tables))
+        replace, append = assemble.split_appends(stored, tables)
+        index_replace, index_append = assemble.index_tables(deduped.index, rebuilt_index, tables["articles"])
+        warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)
     counts = {name: frame.height for name, frame in sorted(tables.items())}

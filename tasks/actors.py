@@ -224,9 +224,8 @@ def find_people(
     runs = with_token_values(runs, tokens, pl.col("start") - 1, prev1="low")
     for k in range(3):
         runs = with_token_values(runs, tokens, pl.col("end") + k, **{f"next{k + 1}": "low"})
-    ctx = token_context(
-        tokens.filter(pl.col("sid").is_in(actor_hits["sid"].implode()) & pl.col("sid").is_in(runs["sid"].implode()))
-    )
+    linked = actor_hits.join(runs, on="sid", how="semi")["sid"].unique()
+    ctx = token_context(tokens.filter(pl.col("sid").is_in(linked.implode())))
     roles = role_words()
     introduced = (
         pl.col("prev1").is_in(roles)

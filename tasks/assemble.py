@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from tasks.dedup import DedupIndex
 from tasks.extract import aggregate_events
 
 PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
+# The dedup index: pipeline state kept in the snapshot beside the tables, without a view and not validated.
+INDEX_KEYS, INDEX_DF = "_dedup_keys", "_dedup_df"
 HISTORY_TABLES = ("ingest_log", "dq_results", "quarantine")
 MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String}
 
@@ -42,8 +45,24 @@ def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataF
     if gone.is_empty():
         return prior
     return {name: frame.filter(~pl.col("article_id").is_in(gone.implode()))
-            if frame is not None and name in PER_ARTICLE_TABLES else frame
+            if frame is not None and name in (*PER_ARTICLE_TABLES, INDEX_KEYS) else frame
             for name, frame in prior.items()}
+
+
+def prior_index(prior: dict[str, pl.DataFrame | None]) -> DedupIndex | None:
+    """The dedup index the warehouse keeps, if it has one."""
+    keys, df = prior.get(INDEX_KEYS), prior.get(INDEX_DF)
+    return DedupIndex(keys, df) if keys is not None and df is not None else None
+
+
+def index_tables(index: DedupIndex, rebuilt: DedupIndex | None, kept_articles: pl.DataFrame
+                 ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+    """(tables to rewrite, rows to append) for the dedup index after a run: the new articles' keys (those not
+    quarantined) are appended, or written with the prior articles' keys when those had to be rebuilt."""
+    keys = index.keys.filter(pl.col("article_id").is_in(kept_articles["article_id"].implode()))
+    if rebuilt is not None:
+        return {INDEX_KEYS: stack(rebuilt.keys, keys), INDEX_DF: index.df}, {}
+    return {INDEX_DF: index.df}, {INDEX_KEYS: keys}
 
 
 def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFrame:

@@ -200,6 +200,11 @@ def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
     ).with_columns((pl.col("char_start") + pl.col("line_len")).alias("char_end"))
 
 
+def shift_in_doc(expr: pl.Expr, n: int) -> pl.Expr:
+    """`expr.shift(n).over("_doc")` for rows grouped by document (a document's rows are contiguous), but cheaper."""
+    return pl.when(pl.col("_doc").shift(n) == pl.col("_doc")).then(expr.shift(n))
+
+
 def title_case_expr(text: pl.Expr) -> pl.Expr:
     """Most words of four or more letters are capitalised, as in an English headline or a menu."""
     return text.str.count_matches(r"\b\p{Lu}\w{3,}") >= TITLE_CASE_SHARE * text.str.count_matches(r"\b\w{4,}")
@@ -214,20 +219,24 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
     it ends a sentence (not just an abbreviation such as "U.S."). `wrapped` marks blocks of hard-wrapped
     documents.
     """
-    next_line = pl.col("line").shift(-1).over("_doc")
-    runs_on = (pl.col("line").str.strip_chars() != "") & next_line.str.contains(r"^\S").fill_null(False)
-    wrap_like = runs_on & pl.col("line_len").is_between(*WRAP_WIDTH) & ~pl.col("line").str.contains(SENTENCE_END_RE)
-    wrapped_doc = (wrap_like.sum().over("_doc") >= WRAP_MIN_SHARE * runs_on.sum().over("_doc")) & (
+    next_line = shift_in_doc(pl.col("line"), -1)
+    ends_sentence = pl.col("line").str.contains(SENTENCE_END_RE)
+    lines = lines.with_columns(
+        ((pl.col("line").str.strip_chars() != "") & next_line.str.contains(r"^\S").fill_null(False)).alias("_runs_on"),
+        (
+            next_line.str.contains(r"^\p{Ll}").fill_null(False)
+            & (pl.col("line_len") >= WRAP_WIDTH[0] // 2)
+            & (~ends_sentence | pl.col("line").str.contains(ABBREVIATION_END_RE))
+        ).alias("_continues"),
+        (pl.col("line_len").is_between(*WRAP_WIDTH) & ~ends_sentence).alias("_wrap_width"),
+    )
+    wrap_like = pl.col("_runs_on") & pl.col("_wrap_width")
+    wrapped_doc = (wrap_like.sum().over("_doc") >= WRAP_MIN_SHARE * pl.col("_runs_on").sum().over("_doc")) & (
         wrap_like.sum().over("_doc") >= WRAP_MIN_LINES
     )
-    continues = (
-        next_line.str.contains(r"^\p{Ll}").fill_null(False)
-        & (pl.col("line_len") >= WRAP_WIDTH[0] // 2)
-        & (~pl.col("line").str.contains(SENTENCE_END_RE) | pl.col("line").str.contains(ABBREVIATION_END_RE))
-    )
-    soft_break = runs_on & (wrapped_doc | continues)
-    lines = lines.with_columns(soft_break.alias("_soft"), wrapped_doc.alias("wrapped"))
-    block_start = ~pl.col("_soft").shift(1).over("_doc").fill_null(False)
+    lines = lines.with_columns(wrapped_doc.alias("wrapped"))
+    lines = lines.with_columns((pl.col("_runs_on") & (pl.col("wrapped") | pl.col("_continues"))).alias("_soft"))
+    block_start = ~shift_in_doc(pl.col("_soft"), 1).fill_null(False)
     lines = lines.with_columns(
         block_start.alias("_first"), block_start.cast(pl.Int64).cum_sum().over("_doc").alias("ln")
     )
@@ -256,13 +265,16 @@ def penalise_runs(lines: pl.DataFrame) -> pl.DataFrame:
 
 def anchor_after_headline(lines: pl.DataFrame) -> pl.DataFrame:
     """Keep the main region from starting before a repeated headline line when most of the text follows it."""
-    anchor = pl.when(pl.col("rule") == "repeated_headline").then(pl.col("ln")).min().over("_doc")
+    lines = lines.with_columns(
+        pl.when(pl.col("rule") == "repeated_headline").then(pl.col("ln")).min().over("_doc").alias("_anchor")
+    )
+    anchor = pl.col("_anchor")
     positive = pl.col("score").clip(lower_bound=0)
     text_after = pl.when(pl.col("ln") > anchor).then(positive).otherwise(0).sum().over("_doc")
     anchored = (text_after >= ANCHOR_MIN_TEXT_SHARE * positive.sum().over("_doc")) & (text_after >= ANCHOR_MIN_WORDS)
     return lines.with_columns(
         pl.when(anchored & (pl.col("ln") < anchor)).then(EXCLUDED_SCORE).otherwise(pl.col("score")).alias("score")
-    )
+    ).drop("_anchor")
 
 
 def mark_region(lines: pl.DataFrame) -> pl.DataFrame:
@@ -334,25 +346,33 @@ def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
 def include_lead_fragment(lines: pl.DataFrame) -> pl.DataFrame:
     """Add to the region the unflagged line right above it when that line is the wrapped start of its first
     sentence (sentence case, no final punctuation, no blank line in between), as in wire copy."""
-    next_in_region = pl.col("in_region").shift(-1).over("_doc").fill_null(False)
-    fragment = (
+    next_in_region = shift_in_doc(pl.col("in_region"), -1).fill_null(False)
+    candidate = (
         pl.col("rule").is_null()
         & ~pl.col("in_region")
         & next_in_region
         & ~pl.col("next_blank")
         & pl.col("has_lower")
         & ~pl.col("ends_sentence")
-        & ~title_case_expr(pl.col("t"))
         & (pl.col("n_words") >= FRAGMENT_MIN_WORDS)
     )
-    return lines.with_columns((pl.col("in_region") | fragment).alias("in_region"))
+    # the title-case regex only on the few candidates
+    fragments = lines.filter(candidate).filter(~title_case_expr(pl.col("t"))).select("_doc", "ln", _fragment=True)
+    return (
+        lines.join(fragments, on=["_doc", "ln"], how="left", maintain_order="left")
+        .with_columns((pl.col("in_region") | pl.col("_fragment").fill_null(False)).alias("in_region"))
+        .drop("_fragment")
+    )
 
 
 def cut_at_tail_marker(lines: pl.DataFrame) -> pl.DataFrame:
     """End the main region at a comments heading, or at a tags / author-bio line with more story above than below."""
     region_words = pl.when(pl.col("in_region") & pl.col("texty")).then(pl.col("n_words")).otherwise(0)
-    words_before = region_words.cum_sum().over("_doc")
-    words_after = region_words.sum().over("_doc") - words_before
+    lines = lines.with_columns(
+        region_words.cum_sum().over("_doc").alias("_before"), region_words.sum().over("_doc").alias("_total")
+    )
+    words_before = pl.col("_before")
+    words_after = pl.col("_total") - words_before
     is_cut = (
         pl.col("in_region")
         & (words_before >= TAIL_MIN_WORDS_BEFORE)
@@ -362,7 +382,9 @@ def cut_at_tail_marker(lines: pl.DataFrame) -> pl.DataFrame:
         )
     )
     cut = pl.when(is_cut).then(pl.col("ln")).min().over("_doc")
-    return lines.with_columns((pl.col("in_region") & ~(pl.col("ln") > cut).fill_null(False)).alias("in_region"))
+    return lines.with_columns(
+        (pl.col("in_region") & ~(pl.col("ln") > cut).fill_null(False)).alias("in_region")
+    ).drop("_before", "_total")
 
 
 def clean_articles(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -401,11 +423,11 @@ def classify_lines(lines: pl.DataFrame) -> pl.DataFrame:
     just above it, as with gallery captions) or `corpus_repeated` (a short non-sentence found in several documents
     of the batch)."""
     blocks = line_features(join_wrapped_lines(lines))
-    blocks = blocks.with_columns((pl.col("t").shift(-1).over("_doc") == "").fill_null(True).alias("next_blank"))
+    blocks = blocks.with_columns((shift_in_doc(pl.col("t"), -1) == "").fill_null(True).alias("next_blank"))
     blocks = blocks.filter(pl.col("t") != "").with_columns(
         pl.col("_doc").n_unique().over("key").alias("key_docs"),
-        pl.col("texty").shift(-1).over("_doc").fill_null(False).alias("next_texty"),
-        pl.col("ln").shift(-1).over("_doc").is_not_null().alias("has_next"),
+        shift_in_doc(pl.col("texty"), -1).fill_null(False).alias("next_texty"),
+        shift_in_doc(pl.col("ln"), -1).is_not_null().alias("has_next"),
     )
     pattern_rule = pl.lit(None, dtype=pl.String)
     for rule, condition in reversed(LINE_RULES):
@@ -414,7 +436,7 @@ def classify_lines(lines: pl.DataFrame) -> pl.DataFrame:
         (pl.col("key_docs") >= REPEATED_MIN_DOCS) & ~pl.col("ends_sentence") & (pl.col("n_words") <= REPEATED_MAX_WORDS)
     )
     echoes_neighbour = pl.any_horizontal(
-        pl.col("key") == pl.col("key").shift(k).over("_doc") for k in range(1, ECHO_WINDOW + 1)
+        pl.col("key") == shift_in_doc(pl.col("key"), k) for k in range(1, ECHO_WINDOW + 1)
     ).fill_null(False) & (pl.col("n_words") >= ECHO_MIN_WORDS)
     return blocks.with_columns(
         pl.when(pl.col("n_words") == 0)
@@ -444,6 +466,8 @@ def mark_titles(lines: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
         & (pl.col("n_words") >= 4)
         & pl.col("title_key").str.contains(pl.col("key"), literal=True).fill_null(False)
     )
+    lines = lines.with_columns(is_title.alias("_title"))
+    is_title = pl.col("_title")
     first_title = is_title & (pl.col("ln") == pl.when(is_title).then(pl.col("ln")).min().over("_doc"))
     lines = lines.with_columns(
         pl.when(first_title)
@@ -460,7 +484,7 @@ def mark_titles(lines: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
         .then(non_text_score_expr())
         .otherwise(0)
         .alias("score")
-    )
+    ).drop("_title")
 
 
 def label_outside_region(lines: pl.DataFrame) -> pl.DataFrame:
@@ -485,7 +509,12 @@ def build_articles(docs: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     bodies = (
         lines.filter(pl.col("rule").is_null())
         .group_by("_doc")
-        .agg(pl.col("t").sort_by("ln").str.join("\n").alias("body"))
+        .agg(
+            pl.col("t").sort_by("ln").str.join("\n").alias("body"),
+            # equals normalized_key_expr(body): keys are per character class, lines end in a non-word "\n"
+            pl.col("key").filter(pl.col("key") != "").sort_by(pl.col("ln").filter(pl.col("key") != ""))
+            .str.join(" ").alias("body_key"),
+        )
     )
     first_date = (
         lines.filter((pl.col("ln") < DATELINE_SEARCH_LINES) & (pl.col("n_words") <= DATELINE_MAX_WORDS))
@@ -520,9 +549,9 @@ def build_boilerplate(docs: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def body_key_expr() -> pl.Expr:
-    """What `content_hash` hashes: the normalised body, or the article id when no text is left (empty bodies are
-    not copies of one another)."""
-    key = normalized_key_expr(pl.col("body"))
+    """What `content_hash` hashes: the normalised body (`body_key`), or the article id when no text is left (empty
+    bodies are not copies of one another)."""
+    key = pl.col("body_key").fill_null("")
     return pl.when(key == "").then(pl.concat_str(pl.lit("empty body of "), pl.col("article_id"))).otherwise(key)
 
 

@@ -11,9 +11,16 @@ two halves far less similar to each other than within themselves (two earthquake
 Prior stories keep their ids: a new cluster joins the prior story it is on average similar to (unless the
 same contrast test says otherwise), else it founds a story whose id hashes its canonical article's id.
 Evidence: `story_score` (Jaccard for copies, best cosine within the story otherwise) and `story_evidence`.
+
+Incremental cost: a `DedupIndex` kept with the warehouse holds each article's MinHash band keys and story
+blocking keys, and the corpus' feature document frequencies, so a run reads only the prior texts that are
+candidates for a new article instead of re-processing every prior text.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -24,12 +31,12 @@ from scipy.spatial.distance import squareform
 
 from tasks.dedup_features import (
     ENTITY_WEIGHT,
-    minhash_candidates,
+    MINHASH_BANDS,
+    doc_frequencies,
     rowwise_dot,
-    shingle_matrix,
+    shingle_sets,
     story_features,
     tfidf_matrix,
-    word_shingles,
 )
 from tasks.ids import stable_id_expr
 
@@ -37,6 +44,7 @@ NEAR_JACCARD = 0.8
 STORY_THRESHOLD = 0.20
 DATE_WINDOW_DAYS = 7
 BLOCK_TOP_K = 20
+BLOCK_TOP_UNIQUE = 10
 BLOCK_MIN_PARTIAL = 0.05
 BLOCK_MAX_DF = 0.02
 BLOCK_MIN_MAX_DF = 50
@@ -70,88 +78,214 @@ STORY_SCHEMA = {
     "outlets": pl.List(pl.String),
     "canonical_article_id": pl.String,
 }
+KEYS_SCHEMA = {
+    "article_id": pl.String,
+    "bands": pl.List(pl.UInt64),  # MinHash band keys of the text; null for an exact copy of a known text
+    "block": pl.List(pl.Int64),  # top story-feature keys; null for an article not clustered (a copy)
+    "block_w": pl.List(pl.Float32),
+}
+DF_SCHEMA = {"key": pl.Int64, "df": pl.Int64}
 
 
-def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Add `story_id`, `duplicate_of`, `duplicate_kind` and evidence to new articles; return (articles, stories)."""
-    pool = _article_pool(articles, prior)
-    pool = _mark_copies(pool)
-    pool = _assign_story_ids(pool)
+@dataclass(frozen=True)
+class DedupIndex:
+    """What later runs match new articles against: per article its MinHash band keys and story blocking keys
+    (`keys`), and the document frequency of each story feature over the clustered articles (`df`)."""
+
+    keys: pl.DataFrame
+    df: pl.DataFrame
+
+    @classmethod
+    def empty(cls) -> DedupIndex:
+        return cls(pl.DataFrame(schema=KEYS_SCHEMA), pl.DataFrame(schema=DF_SCHEMA))
+
+
+class Dedup(NamedTuple):
+    """The new articles with their story assignment, all stories, and the index after this run (`keys` holds
+    only the new articles' rows; `df` is whole)."""
+
+    articles: pl.DataFrame
+    stories: pl.DataFrame
+    index: DedupIndex
+
+
+def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
+                   index: DedupIndex | None = None, prior_stories: pl.DataFrame | None = None) -> Dedup:
+    """Add `story_id`, `duplicate_of`, `duplicate_kind` and evidence to new articles.
+
+    `index` must describe `prior`; without one (a warehouse written before the index was kept) it is rebuilt
+    from the prior texts. With `prior_stories` (the stories table of `prior`) only the stories that gain
+    articles are recomputed.
+    """
+    if index is None:
+        index = build_index(prior) if prior is not None and prior.height else DedupIndex.empty()
+    pool, texts = _article_pool(articles, prior)
+    pool, bands = _mark_copies(pool, texts, index.keys)
+    pool, blocks, df = _assign_story_ids(pool, texts, index)
     new = pool.filter("is_new").select("article_id", *ADDED_SCHEMA)
     out = articles.drop([c for c in ADDED_SCHEMA if c in articles.columns]).join(
         new, on="article_id", how="left", maintain_order="left"
     )
-    return out, _stories_table(pool)
-
-
-def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> pl.DataFrame:
-    """Prior and new articles in copy order (earliest date, then smallest id) with a position index."""
-    new = articles.select(BASE_COLUMNS).with_columns(
-        is_new=pl.lit(True), **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items()}
+    keys = (
+        articles.select("article_id")
+        .join(bands, on="article_id", how="left", maintain_order="left")
+        .join(blocks, on="article_id", how="left", maintain_order="left")
+        .select(list(KEYS_SCHEMA))
+        .cast(KEYS_SCHEMA)
     )
-    frames = [new]
+    return Dedup(out, _stories_table(pool, texts, prior_stories), DedupIndex(keys, df))
+
+
+def build_index(articles: pl.DataFrame) -> DedupIndex:
+    """The index of articles already assigned to stories, derived from their texts."""
+    rows = articles.select("article_id", "content_hash", "published_date", "duplicate_of", "title").with_row_index()
+    reps = rows.sort("published_date", "article_id", nulls_last=True).unique("content_hash", keep="first",
+                                                                              maintain_order=True)
+    _, bands = shingle_sets(articles["body"], reps["index"].to_numpy())
+    docs = rows.filter(pl.col("duplicate_of").is_null())
+    counts, _ = story_features(articles["body"], docs["index"].to_numpy(), docs["title"])
+    df = doc_frequencies(counts)
+    x = tfidf_matrix(counts, docs.height, df, docs.height)
+    blocks = _blocking_keys(x, df, docs.height).join(
+        docs.select("article_id").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
+    ).drop("doc")
+    keys = (
+        articles.select("article_id")
+        .join(reps.select("article_id", bands=pl.Series(list(bands), dtype=pl.List(pl.UInt64))),
+              on="article_id", how="left", maintain_order="left")
+        .join(blocks, on="article_id", how="left", maintain_order="left")
+        .select(list(KEYS_SCHEMA))
+        .cast(KEYS_SCHEMA)
+    )
+    return DedupIndex(keys, df.cast(DF_SCHEMA))
+
+
+def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
+    """Prior and new articles in copy order (earliest date, then smallest id) with a position index, and their
+    texts: the inputs' bodies, not copied; the pool's `text_row` indexes them."""
+    meta = [c for c in BASE_COLUMNS if c != "body"]
+    offset = prior.height if prior is not None else 0
+    new = articles.select(meta).with_columns(
+        is_new=pl.lit(True), **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items()},
+        text_row=pl.int_range(pl.len(), dtype=pl.Int64) + offset,
+    )
+    frames, texts = [new], [articles["body"]]
     if prior is not None and prior.height:
-        old = prior.filter(~pl.col("article_id").is_in(articles["article_id"].implode()))
-        old = old.with_columns(
-            **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items() if c not in old.columns}
-        ).select(*BASE_COLUMNS, is_new=pl.lit(False), **{c: pl.col(c).cast(t) for c, t in ADDED_SCHEMA.items()})
-        frames.insert(0, old)
-    return (
+        old = prior.with_columns(
+            **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items() if c not in prior.columns}
+        ).select(*meta, is_new=pl.lit(False), **{c: pl.col(c).cast(t) for c, t in ADDED_SCHEMA.items()},
+                 text_row=pl.int_range(pl.len(), dtype=pl.Int64))
+        frames.insert(0, old.filter(~pl.col("article_id").is_in(articles["article_id"].implode())))
+        texts.insert(0, prior["body"].cast(pl.String))
+    pool = (
         pl.concat(frames, how="vertical_relaxed")
-        .cast(BASE_SCHEMA)
+        .cast({c: t for c, t in BASE_SCHEMA.items() if c != "body"})
         .sort("published_date", "article_id", nulls_last=True)
         .with_row_index("pos")
         .with_columns(pl.col("pos").cast(pl.Int64))
     )
+    return pool, pl.concat(texts, rechunk=False)
 
 
-def _mark_copies(pool: pl.DataFrame) -> pl.DataFrame:
+class _ShingleRows:
+    """Shingle sets of texts in the pool by copy-group number `k`, computed once per text when first needed."""
+
+    def __init__(self, texts: pl.Series, text_rows: np.ndarray) -> None:
+        self.texts, self.text_rows = texts, text_rows
+        self.row_of, self.parts, self.n = np.full(len(text_rows), -1, np.int64), [], 0
+
+    def add(self, ks: np.ndarray, matrix: sp.csr_matrix | None = None) -> None:
+        """Take the rows of texts `ks` from `matrix`, or shingle those of them not seen yet."""
+        if matrix is None:
+            ks = ks[self.row_of[ks] < 0]
+            if not len(ks):
+                return
+            matrix, _ = shingle_sets(self.texts, self.text_rows[ks])
+        self.row_of[ks] = self.n + np.arange(len(ks))
+        self.parts.append(matrix)
+        self.n += len(ks)
+
+    def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Exact shingle Jaccard of text pairs (a[n], b[n])."""
+        self.add(np.unique(np.r_[a, b]))
+        m = sp.vstack(self.parts, format="csr") if len(self.parts) > 1 else self.parts[0]
+        self.parts = [m]
+        sizes = np.diff(m.indptr).astype(np.float64)
+        ra, rb = self.row_of[a], self.row_of[b]
+        inter = rowwise_dot(m, m, ra, rb)
+        return inter / np.maximum(sizes[ra] + sizes[rb] - inter, 1.0)
+
+
+def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
+                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Add `root` (pos of the first copy of the copy group: exact and near copies, transitively) and set
-    duplicate_of/kind/score/evidence for new copies."""
-    reps = pool.group_by("content_hash").agg(rep=pl.col("pos").min(), new=pl.col("is_new").any())
-    pool = pool.join(reps.select("content_hash", "rep"), on="content_hash", how="left", maintain_order="left")
-    rep_pos = reps["rep"].sort().to_numpy()
-    bodies = pool["body"].gather(rep_pos)
-    doc, sh = word_shingles(bodies)
-    shingles = shingle_matrix(doc, sh, len(rep_pos))
-    sizes = np.diff(shingles.indptr).astype(np.float64)
-    is_new_rep = reps.sort("rep")["new"].to_numpy()
-    pairs = minhash_candidates(doc, sh, focus=is_new_rep)
-    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    inter = rowwise_dot(shingles, shingles, i, j)
-    jac = inter / np.maximum(sizes[i] + sizes[j] - inter, 1.0)
-    near = jac >= NEAR_JACCARD
+    duplicate_of/kind/score/evidence for new copies; also return the band keys of new texts (article_id, bands).
+
+    Only texts never seen before are shingled; prior texts are found through their stored band keys and
+    shingled only when they are a candidate."""
+    reps = (
+        pool.group_by("content_hash")
+        .agg(rep=pl.col("pos").min(), unseen=pl.col("is_new").all())
+        .sort("rep")
+        .with_columns(k=pl.int_range(pl.len(), dtype=pl.Int64))
+    )
+    pool = pool.join(reps.select("content_hash", "rep", "k"), on="content_hash", how="left", maintain_order="left")
+    rep_pos = reps["rep"].to_numpy()
+    text_rows = pool["text_row"].gather(rep_pos).to_numpy()
+    shingles = _ShingleRows(texts, text_rows)
+    unseen = reps.filter("unseen")["k"].to_numpy()
+    matrix, bands = shingle_sets(texts, text_rows[unseen])
+    shingles.add(unseen, matrix)
+    is_new = np.zeros(len(rep_pos), bool)
+    is_new[unseen] = True
+    prior_bands = (
+        prior_keys.filter(pl.col("bands").is_not_null())
+        .select("article_id", "bands")
+        .join(pool.select("article_id", "k"), on="article_id")
+        .unique("k", keep="first")
+    )
+    prior_buckets = prior_bands.select(
+        "k", band=pl.int_ranges(pl.col("bands").list.len()).cast(pl.List(pl.Int16)), key="bands"
+    ).explode("band", "key")
+    buckets = pl.concat([_buckets(unseen, bands).with_columns(new=True),
+                         prior_buckets.filter(pl.col("key") != 0).with_columns(new=False)])
+    buckets = buckets.filter(pl.col("new").any().over("band", "key"))
     # Prior copy links are kept as edges so a new copy of a prior copy reaches the same first copy.
-    k_of = pl.DataFrame({"rep": rep_pos.astype(np.int64), "k": np.arange(len(rep_pos))})
-    rep_k = pool.select("article_id", "rep").join(k_of, on="rep")
     prior_links = (
         pool.filter(pl.col("duplicate_of").is_not_null())
-        .select("article_id", target="duplicate_of")
-        .join(rep_k.select("article_id", "k"), on="article_id")
-        .join(rep_k.select(target="article_id", k2="k"), on="target")
+        .select("k", target="duplicate_of")
+        .join(pool.select(target="article_id", k2="k"), on="target")
     )
-    src = np.r_[i[near], prior_links["k"].to_numpy()]
-    dst = np.r_[j[near], prior_links["k2"].to_numpy()]
-    graph = sp.coo_matrix((np.ones(len(src)), (src, dst)), shape=(len(rep_pos), len(rep_pos)))
-    _, comp = connected_components(graph, directed=False)
-    groups = pl.DataFrame({"rep": rep_pos, "comp": comp, "k": np.arange(len(rep_pos))}).with_columns(
+    src, dst = [prior_links["k"].to_numpy()], [prior_links["k2"].to_numpy()]
+    comp = _components(len(rep_pos), src, dst)
+    verified = pl.DataFrame(schema={"pair": pl.Int64})  # pair codes i * n + j already checked
+    for band in (None, *range(MINHASH_BANDS)):
+        i, j = _candidate_pairs_of_band(buckets, band, comp)
+        keep = (is_new[i] | is_new[j]) & (comp[i] != comp[j])
+        pair = pl.DataFrame({"pair": i[keep] * len(rep_pos) + j[keep]}).unique().join(verified, on="pair", how="anti")
+        verified = pl.concat([verified, pair])
+        pair = pair["pair"].to_numpy()
+        i, j = pair // len(rep_pos), pair % len(rep_pos)
+        near = shingles.jaccard(i, j) >= NEAR_JACCARD
+        src.append(i[near])
+        dst.append(j[near])
+        comp = _components(len(rep_pos), src, dst)
+    groups = reps.select("rep", "k", "unseen").with_columns(comp=comp).with_columns(
         root=pl.col("rep").min().over("comp"), root_k=pl.col("k").min().over("comp")
     )
-    moved = groups.filter(pl.col("k") != pl.col("root_k"))
-    rep_k, root_k = moved["k"].to_numpy(), moved["root_k"].to_numpy()
-    inter_root = rowwise_dot(shingles, shingles, rep_k, root_k)
-    moved = moved.with_columns(jaccard=inter_root / np.maximum(sizes[rep_k] + sizes[root_k] - inter_root, 1.0))
-    pool = pool.join(groups.select("rep", "root"), on="rep", how="left", maintain_order="left").join(
-        moved.select("rep", "jaccard"), on="rep", how="left", maintain_order="left"
+    moved = groups.filter((pl.col("k") != pl.col("root_k")) & pl.col("unseen"))
+    moved = moved.with_columns(jaccard=shingles.jaccard(moved["k"].to_numpy(), moved["root_k"].to_numpy()))
+    pool = pool.join(groups.select("k", "root"), on="k", how="left", maintain_order="left").join(
+        moved.select("k", "jaccard"), on="k", how="left", maintain_order="left"
     )
     # Exact copies point to the first identical copy; a first identical copy that is a near copy points to
     # the first copy of its near-copy group.
     exact = pl.col("pos") != pl.col("rep")
-    near = ~exact & (pl.col("pos") != pl.col("root"))
-    pool = pool.with_columns(target=pl.when(exact).then("rep").when(near).then("root"))
+    near_copy = ~exact & (pl.col("pos") != pl.col("root"))
+    pool = pool.with_columns(target=pl.when(exact).then("rep").when(near_copy).then("root"))
     pool = pool.join(pool.select(target="pos", target_id="article_id"), on="target", how="left", maintain_order="left")
-    is_copy = pl.col("is_new") & (exact | near)
-    return pool.with_columns(
+    is_copy = pl.col("is_new") & (exact | near_copy)
+    pool = pool.with_columns(
         duplicate_of=pl.when(is_copy).then("target_id").otherwise("duplicate_of"),
         duplicate_kind=pl.when(is_copy)
         .then(pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("near")))
@@ -164,32 +298,65 @@ def _mark_copies(pool: pl.DataFrame) -> pl.DataFrame:
             .otherwise(pl.format("near copy of {} (word-shingle jaccard {})", "target_id", pl.col("jaccard").round(3)))
         )
         .otherwise("story_evidence"),
-    ).drop("rep", "target", "target_id", "jaccard")
+    ).drop("rep", "k", "target", "target_id", "jaccard")
+    new_bands = pl.DataFrame({"article_id": pool["article_id"].gather(rep_pos[unseen]),
+                              "bands": pl.Series(list(bands), dtype=pl.List(pl.UInt64))})
+    return pool, new_bands
 
 
-def _assign_story_ids(pool: pl.DataFrame) -> pl.DataFrame:
-    """Cluster copy-group roots into stories; copies and copy groups touching a prior story inherit its id."""
+def _buckets(ks: np.ndarray, bands: np.ndarray) -> pl.DataFrame:
+    """LSH bucket rows (k, band, key) of texts with shingles."""
+    frame = pl.DataFrame({
+        "k": np.repeat(ks, MINHASH_BANDS).astype(np.int64),
+        "band": np.tile(np.arange(MINHASH_BANDS, dtype=np.int16), len(ks)),
+        "key": bands.reshape(-1),
+    }, schema={"k": pl.Int64, "band": pl.Int16, "key": pl.UInt64})
+    return frame.filter(pl.col("key") != 0)
+
+
+def _candidate_pairs_of_band(buckets: pl.DataFrame, band: int | None, comp: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate near-copy pairs (i < j) of texts sharing an LSH bucket but not yet in one copy group: with
+    `band` None every member against its bucket's first member (cheap, and it connects most copy groups),
+    else every pair in the band's buckets that still span groups. Verifying these rounds in turn finds the
+    same copy groups as verifying every pair."""
+    if band is None:
+        anchors = buckets.with_columns(anchor=pl.col("k").min().over("band", "key"))
+        anchors = anchors.filter(pl.col("k") != pl.col("anchor"))
+        return anchors["anchor"].to_numpy(), anchors["k"].to_numpy()
+    members = buckets.filter(pl.col("band") == band).select("key", "k")
+    members = members.with_columns(comp=comp[members["k"].to_numpy()]).filter(
+        pl.col("comp").n_unique().over("key") > 1
+    )
+    pairs = members.join(members, on="key", suffix="_r").filter(
+        (pl.col("k") < pl.col("k_r")) & (pl.col("comp") != pl.col("comp_r"))
+    )
+    return pairs["k"].to_numpy(), pairs["k_r"].to_numpy()
+
+
+def _components(n: int, src: list[np.ndarray], dst: list[np.ndarray]) -> np.ndarray:
+    """Connected-component label per text over the copy edges found so far."""
+    i, j = np.concatenate(src), np.concatenate(dst)
+    graph = sp.coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex
+                      ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Cluster copy-group roots into stories; copies and copy groups touching a prior story inherit its id.
+    Also returns the new articles' blocking keys (article_id, block, block_w) and the updated frequencies."""
     group_story = (
         pool.filter(~pl.col("is_new")).sort("pos").group_by("root").agg(group_story=pl.col("story_id").first())
     )
     pool = pool.join(group_story, on="root", how="left", maintain_order="left")
     to_cluster = pl.col("is_new") & (pl.col("pos") == pl.col("root")) & pl.col("group_story").is_null()
-    # Prior articles outside the date window of every new one cannot join their stories: leave them out.
-    date = pl.col("published_date")
-    window = pl.duration(days=DATE_WINDOW_DAYS)
-    in_reach = (
-        date.is_null()
-        | date.is_between(date.filter(to_cluster).min() - window, date.filter(to_cluster).max() + window)
-        | date.filter(to_cluster).is_null().any()
-    )
-    docs = pool.filter(to_cluster | (~pl.col("is_new") & pl.col("duplicate_of").is_null() & in_reach))
-    labels = _cluster_docs(docs)
+    labels, blocks, df = _cluster_docs(pool, texts, pool.filter(to_cluster), index)
     pool = pool.join(labels, on="pos", how="left", maintain_order="left")
     root_story = pool.select(root="pos", root_story=pl.coalesce("cluster_story", "group_story"))
     pool = pool.join(root_story, on="root", how="left", maintain_order="left")
     is_clustered = pl.col("cluster_story").is_not_null() & pl.col("is_new")
     joins_copies = pl.col("is_new") & pl.col("story_evidence").is_null() & pl.col("group_story").is_not_null()
-    return pool.with_columns(
+    pool = pool.with_columns(
         story_id=pl.when(pl.col("is_new")).then(pl.coalesce("root_story", "group_story")).otherwise("story_id"),
         story_score=pl.when(is_clustered).then("cluster_score").otherwise("story_score"),
         story_evidence=pl.when(is_clustered)
@@ -198,89 +365,136 @@ def _assign_story_ids(pool: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("first copy of texts already in this story"))
         .otherwise("story_evidence"),
     ).drop("group_story", "cluster_story", "cluster_score", "cluster_evidence", "root_story")
+    return pool, blocks, df
 
 
-def _cluster_docs(docs: pl.DataFrame) -> pl.DataFrame:
-    """Story per new doc: (pos, cluster_story, cluster_score, cluster_evidence)."""
+def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index: DedupIndex
+                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Story per new doc (pos, cluster_story, cluster_score, cluster_evidence), the new docs' blocking keys,
+    and the feature frequencies including them."""
     empty = {"pos": pl.Int64, "cluster_story": pl.String, "cluster_score": pl.Float64, "cluster_evidence": pl.String}
-    if not docs["is_new"].any():
-        return pl.DataFrame(schema=empty)
-    x, vocab = tfidf_matrix(story_features(docs["body"], docs["title"]), docs.height)
-    is_new = docs["is_new"].to_numpy()
-    i, j = _candidate_pairs(x, vocab, is_new, docs["published_date"])
+    counts, vocab = story_features(texts, new["text_row"].to_numpy(), new["title"])
+    df = (
+        pl.concat([index.df, doc_frequencies(counts)], how="vertical_relaxed")
+        .group_by("key").agg(pl.col("df").sum())
+        .cast(DF_SCHEMA)
+    )
+    n_docs = int(index.keys["block"].is_not_null().sum()) + new.height
+    x_new = tfidf_matrix(counts, new.height, df, n_docs)
+    new_blocks = _blocking_keys(x_new, df, n_docs).join(
+        new.select("pos").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
+    ).drop("doc")
+    blocks = new_blocks.join(new.select("pos", "article_id"), on="pos").drop("pos")
+    if not new.height:
+        return pl.DataFrame(schema=empty), blocks, df
+    prior_blocks = index.keys.filter(pl.col("block").is_not_null()).select("article_id", "block", "block_w").join(
+        pool.filter(~pl.col("is_new")).select("article_id", "pos"), on="article_id"
+    ).drop("article_id")
+    dates = pool.select("pos", "published_date", "is_new")
+    pairs = _candidate_pairs(pl.concat([new_blocks, prior_blocks]).join(dates, on="pos"))
+    candidates = pairs.filter(~pl.col("new_j")).select(pos="j").unique().sort("pos")
+    docs = pl.concat([new.select("pos"), candidates]).join(
+        pool.select("pos", "article_id", "is_new", "story_id", "published_date", "text_row", "title"), on="pos",
+        maintain_order="left",
+    )
+    prior_docs = docs.slice(new.height)
+    counts, prior_vocab = story_features(texts, prior_docs["text_row"].to_numpy(), prior_docs["title"])
+    x = sp.vstack([x_new, tfidf_matrix(counts, prior_docs.height, df, n_docs)], format="csr")
+    local = docs.select("pos").with_row_index("idx").cast({"idx": pl.Int64})
+    pairs = pairs.join(local.select(i="pos", li="idx"), on="i").join(local.select(j="pos", lj="idx"), on="j")
+    i, j = pairs["li"].to_numpy(), pairs["lj"].to_numpy()
     sim = rowwise_dot(x, x, i, j)
+    is_new = docs["is_new"].to_numpy()
     both_new = is_new[i] & is_new[j]
     label = _average_link(docs.height, i[both_new], j[both_new], sim[both_new], np.flatnonzero(is_new))
-    entity_col = vocab["feat"].str.starts_with("@").to_numpy()
-    label = _contrast_split(x, entity_col, label)
-    story = _attach_to_prior(x, entity_col, docs, label, i[~both_new], j[~both_new], sim[~both_new])
+    label = _contrast_split(x, label)
+    vectors = _StoryVectors(pool, texts, df, n_docs)
+    story = _attach_to_prior(x, vectors, docs, label, i[~both_new], j[~both_new], sim[~both_new])
+    vocab = pl.concat([vocab, prior_vocab]).unique("key")
     score, evidence = _evidence(x, vocab, docs["article_id"], story, i, j, sim)
-    return (
+    labels = (
         docs.select("pos")
         .with_columns(cluster_story=story, cluster_score=score, cluster_evidence=evidence)
         .filter(pl.Series(is_new))
     )
+    return labels, blocks, df
 
 
-def _candidate_pairs(
-    x: sp.csr_matrix, vocab: pl.DataFrame, is_new: np.ndarray, dates: pl.Series
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j, at least one new, dates within the window unless one is missing) whose top-weighted
-    rare-but-repeated features overlap by at least BLOCK_MIN_PARTIAL (a lower bound of their similarity).
+def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFrame:
+    """Per row of `x` (doc) its blocking keys and weights: the BLOCK_TOP_K top-weighted rare-but-repeated
+    features, plus the BLOCK_TOP_UNIQUE top-weighted features no other doc has yet, which are what a later
+    article of the same story will share with it."""
+    max_df = max(BLOCK_MIN_MAX_DF, int(BLOCK_MAX_DF * n_docs))
+    coo = x.tocoo()
+    rows = pl.DataFrame({"doc": coo.row.astype(np.int64), "key": coo.col.astype(np.int64), "w": coo.data})
+    top = (
+        rows.join(df, on="key", how="left")
+        .filter(pl.col("df") <= max_df)
+        .with_columns(unique=pl.col("df") == 1)
+        .sort("doc", "unique", "w", "key", descending=[False, False, True, False])
+        .filter(pl.int_range(pl.len()).over("doc", "unique")
+                < pl.when("unique").then(BLOCK_TOP_UNIQUE).otherwise(BLOCK_TOP_K))
+        .group_by("doc", maintain_order=True)
+        .agg(block="key", block_w="w")
+    )
+    every = pl.DataFrame({"doc": np.arange(x.shape[0], dtype=np.int64)})
+    return every.join(top, on="doc", how="left", maintain_order="left").with_columns(
+        pl.col("block").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
+        pl.col("block_w").fill_null(pl.lit([], dtype=pl.List(pl.Float32))),
+    )
+
+
+def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
+    """Pairs (i, j, new_j) of pool positions, i new, whose top-weighted features overlap by at least
+    BLOCK_MIN_PARTIAL (a lower bound of their similarity) and whose dates are within the window (unless one
+    is missing); a pair of two new docs appears once, with i < j.
 
     Blocking keys are (feature, week): a new dated article looks up its own and the adjacent weeks plus the
-    undated articles; a new undated article looks up every article. Work grows with the new articles and,
-    through BLOCK_MAX_PER_WEEK, stays linear when a week gets denser.
+    undated articles; a new undated article looks up every article. A (feature, week) shared by more than
+    BLOCK_MAX_PER_WEEK articles is no evidence of one story, so work stays linear when a week gets denser.
     """
-    n = x.shape[0]
-    max_df = max(BLOCK_MIN_MAX_DF, int(BLOCK_MAX_DF * n))
-    coo = x.tocoo()
-    df = vocab["df"].to_numpy()
-    eligible = ((df >= 2) & (df <= max_df))[coo.col]
-    days = dates.cast(pl.Int64).fill_null(0).to_numpy()
-    dated = dates.is_not_null().to_numpy()
-    week = days // DATE_WINDOW_DAYS - (days[dated] // DATE_WINDOW_DAYS).min(initial=0) + 2
-    key_week = np.where(dated, week, 0)  # key 0 = undated; dated weeks start at 2 so week - 1 stays dated
-    n_keys = int(key_week.max(initial=0)) + 2
-    top = (
-        pl.DataFrame({"doc": coo.row[eligible], "col": coo.col[eligible], "w": coo.data[eligible]})
-        .sort("doc", "w", "col", descending=[False, True, False])
-        .group_by("doc", maintain_order=True)
-        .head(BLOCK_TOP_K)
+    entries = blocks.explode("block", "block_w").drop_nulls("block").select(
+        "pos", "is_new", "published_date", key="block", w="block_w",
+        week=pl.col("published_date").cast(pl.Int64) // DATE_WINDOW_DAYS,
     )
-    doc, col, w = top["doc"].to_numpy().astype(np.int64), top["col"].to_numpy(), top["w"].to_numpy()
-    if not len(doc):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    keys, key_of = np.unique(col * n_keys + key_week[doc], return_inverse=True)
-    # A feature shared by too many articles of one week is no evidence of one story (and costs quadratically).
-    specific = np.bincount(key_of)[key_of] <= BLOCK_MAX_PER_WEEK
-    register = sp.csr_matrix((w[specific], (key_of[specific], doc[specific])), shape=(len(keys), n))
-    # Keys a dated article looks up: its (feature, week) and the neighbours (week -1, week +1, undated).
-    neighbours = [np.arange(len(keys))]
-    for target in (keys - 1, keys + 1, keys - keys % n_keys):
-        at = np.minimum(np.searchsorted(keys, target), len(keys) - 1)
-        neighbours.append(np.where(keys[at] == target, at, -1))
-    neighbours[3][keys % n_keys == 0] = -1  # an undated key already looks itself up
-    dated_new = np.flatnonzero(is_new[doc] & dated[doc])
-    look_at = np.concatenate([nb[key_of[dated_new]] for nb in neighbours])
-    look_doc, look_w = np.tile(doc[dated_new], 4), np.tile(w[dated_new], 4)
-    found = look_at >= 0
-    look = sp.csr_matrix((look_w[found], (look_doc[found], look_at[found])), shape=(n, len(keys)))
-    shared = look @ register
-    undated_new = is_new[doc] & ~dated[doc]
-    if undated_new.any():
-        by_feature = sp.csr_matrix((w, (col, doc)), shape=x.shape[::-1])
-        probe = sp.csr_matrix((w[undated_new], (doc[undated_new], col[undated_new])), shape=x.shape)
-        shared = shared + probe @ by_feature
-    shared = shared.tocoo()
-    # Rows are the new articles: a pair of two new articles appears twice, keep it once.
-    once = ~is_new[shared.col] | (shared.row < shared.col)
-    row, column, partial = shared.row[once].astype(np.int64), shared.col[once].astype(np.int64), shared.data[once]
-    i, j = np.minimum(row, column), np.maximum(row, column)
-    in_window = ~(dated[i] & dated[j]) | (np.abs(days[i] - days[j]) <= DATE_WINDOW_DAYS)
-    keep = in_window & (partial >= BLOCK_MIN_PARTIAL)
-    order = np.lexsort((j[keep], i[keep]))
-    return i[keep][order], j[keep][order]
+    register = entries.filter(pl.len().over("key", "week") <= BLOCK_MAX_PER_WEEK).select(
+        "key", "week", j="pos", new_j="is_new", w_j="w", date_j="published_date"
+    )
+    probes = entries.filter("is_new").select("key", "week", i="pos", w_i="w", date_i="published_date")
+    dated, undated = probes.filter(pl.col("week").is_not_null()), probes.filter(pl.col("week").is_null())
+    found = [dated.with_columns(pl.col("week") + shift).join(register, on=["key", "week"])
+             for shift in (-1, 0, 1)]
+    found.append(dated.drop("week").join(register.filter(pl.col("week").is_null()).drop("week"), on="key"))
+    found.append(undated.drop("week").join(register.drop("week"), on="key"))
+    window = (pl.col("date_i") - pl.col("date_j")).dt.total_days().abs() <= DATE_WINDOW_DAYS
+    return (
+        pl.concat([f.select("i", "j", "new_j", "w_i", "w_j", "date_i", "date_j") for f in found])
+        .filter((pl.col("i") != pl.col("j")) & (~pl.col("new_j") | (pl.col("i") < pl.col("j"))))
+        .filter(window.fill_null(True))
+        .group_by("i", "j", "new_j")
+        .agg(partial=(pl.col("w_i") * pl.col("w_j")).sum())
+        .filter(pl.col("partial") >= BLOCK_MIN_PARTIAL)
+        .select("i", "j", "new_j")
+        .sort("i", "j")
+    )
+
+
+class _StoryVectors:
+    """TF-IDF rows of prior docs of the pool, computed on demand (for the contrast test against a story)."""
+
+    def __init__(self, pool: pl.DataFrame, texts: pl.Series, df: pl.DataFrame, n_docs: int) -> None:
+        self.docs = pool.filter(~pl.col("is_new") & pl.col("duplicate_of").is_null())
+        self.texts, self.df, self.n_docs = texts, df, n_docs
+
+    def story_sizes(self) -> pl.DataFrame:
+        """Clustered prior docs per story (story_id, n_story)."""
+        return self.docs.group_by("story_id").agg(n_story=pl.len())
+
+    def of_story(self, story_id: str) -> sp.csr_matrix:
+        """Vectors of a prior story's clustered docs."""
+        members = self.docs.filter(pl.col("story_id") == story_id)
+        counts, _ = story_features(self.texts, members["text_row"].to_numpy(), members["title"])
+        return tfidf_matrix(counts, members.height, self.df, self.n_docs)
 
 
 def _average_link(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -334,7 +548,7 @@ def _dense_average_link(size: int, a: np.ndarray, b: np.ndarray, sim: np.ndarray
     return fcluster(tree, t=1.0 - STORY_THRESHOLD, criterion="distance") - 1
 
 
-def _contrast_split(x: sp.csr_matrix, entity_col: np.ndarray, label: np.ndarray) -> np.ndarray:
+def _contrast_split(x: sp.csr_matrix, label: np.ndarray) -> np.ndarray:
     """Split clusters that hide two events of the same kind (two quakes, two title fights).
 
     Within a cluster, features every member shares (the kind of event, the common actor) are down-weighted by
@@ -352,7 +566,7 @@ def _contrast_split(x: sp.csr_matrix, entity_col: np.ndarray, label: np.ndarray)
     row_of[big] = np.arange(len(big))
     while stack:
         members = stack.pop()
-        halves = _bisect_if_contrasted(x_big[row_of[members]], entity_col)
+        halves = _bisect_if_contrasted(x_big[row_of[members]])
         if halves is None:
             continue
         label[members[halves]] = next_label
@@ -361,23 +575,23 @@ def _contrast_split(x: sp.csr_matrix, entity_col: np.ndarray, label: np.ndarray)
     return label
 
 
-def _bisect_if_contrasted(x: sp.csr_matrix, entity_col: np.ndarray) -> np.ndarray | None:
+def _bisect_if_contrasted(x: sp.csr_matrix) -> np.ndarray | None:
     """Mask of the second half if the cluster splits into two contrasted halves of SPLIT_MIN_HALF+ docs."""
-    sim = _local_similarity(x, entity_col)
+    sim = _local_similarity(x)
     dist = np.clip(1.0 - sim, 0.0, None)
     np.fill_diagonal(dist, 0.0)
     second = fcluster(linkage(squareform(dist, checks=False), method="average"), 2, criterion="maxclust") == 2
     return second if _contrasted(sim, second) else None
 
 
-def _local_similarity(x: sp.csr_matrix, entity_col: np.ndarray) -> np.ndarray:
+def _local_similarity(x: sp.csr_matrix) -> np.ndarray:
     """Dense similarity of a group's rows with features re-weighted by their IDF inside the group."""
     n = x.shape[0]
     rows = np.repeat(np.arange(n), np.diff(x.indptr))
     cols, col = np.unique(x.indices, return_inverse=True)
     local_df = np.bincount(col)
     weight = x.data * np.log((n + 1) / local_df[col])
-    entity = entity_col[cols][col]
+    entity = (cols % 2 == 1)[col]  # a feature key's lowest bit marks an entity
     shared_col = np.cumsum(local_df > 1) - 1
     sim = np.zeros((n, n))
     for share, in_channel in ((ENTITY_WEIGHT, entity), (1.0 - ENTITY_WEIGHT, ~entity)):
@@ -403,10 +617,9 @@ def _mean_offdiag(block: np.ndarray) -> float:
     n = len(block)
     return float((block.sum() - np.trace(block)) / (n * (n - 1)))
 
-
 def _attach_to_prior(
     x: sp.csr_matrix,
-    entity_col: np.ndarray,
+    vectors: _StoryVectors,
     docs: pl.DataFrame,
     label: np.ndarray,
     i: np.ndarray,
@@ -414,30 +627,29 @@ def _attach_to_prior(
     sim: np.ndarray,
 ) -> pl.Series:
     """Story id per doc: prior docs keep theirs; a new cluster joins the prior story with the best average
-    similarity if it clears STORY_THRESHOLD and the two are not contrasted (the same test that splits
-    clusters), else founds a story named after its first (canonical) article."""
+    similarity (pairs not scored count as 0) if it clears STORY_THRESHOLD and the two are not contrasted (the
+    same test that splits clusters), else founds a story named after its first (canonical) article."""
     frame = docs.select("pos", "article_id", "is_new", "story_id").with_columns(
         label=pl.Series(label), idx=pl.int_range(pl.len())
     )
     new_first = docs["is_new"].to_numpy()[i]
     links = pl.DataFrame({"new": np.where(new_first, i, j), "old": np.where(new_first, j, i), "sim": sim})
     sizes = frame.group_by("label").agg(n_label=pl.len())
-    story_sizes = frame.filter(~pl.col("is_new")).group_by("story_id").agg(n_story=pl.len())
     best = (
         links.join(frame.select(new="idx", label="label"), on="new")
         .join(frame.select(old="idx", story_id="story_id"), on="old")
         .group_by("label", "story_id")
         .agg(total=pl.col("sim").sum())
         .join(sizes, on="label")
-        .join(story_sizes, on="story_id")
+        .join(vectors.story_sizes(), on="story_id")
         .with_columns(avg=pl.col("total") / (pl.col("n_label") * pl.col("n_story")))
         .filter(pl.col("avg") >= STORY_THRESHOLD)
         .sort("label", "avg", "story_id", descending=[False, True, False])
         .group_by("label", maintain_order=True)
         .first()
-        .select("label", prior_story="story_id")
+        .select("label", "n_label", "n_story", prior_story="story_id")
     )
-    best = best.filter(~pl.Series(_contrasted_attachments(x, entity_col, frame, best), dtype=pl.Boolean))
+    best = best.filter(~pl.Series(_contrasted_attachments(x, vectors, frame, best), dtype=pl.Boolean))
     founders = (
         frame.filter("is_new")
         .group_by("label")
@@ -452,20 +664,19 @@ def _attach_to_prior(
     )
 
 
-def _contrasted_attachments(x: sp.csr_matrix, entity_col: np.ndarray, frame: pl.DataFrame, best: pl.DataFrame) -> list:
+def _contrasted_attachments(x: sp.csr_matrix, vectors: _StoryVectors, frame: pl.DataFrame,
+                            best: pl.DataFrame) -> list[bool]:
     """Per proposed (label, prior_story) attachment: whether the new cluster and the story are contrasted."""
-    members = frame.group_by("label").agg(new_rows=pl.col("idx"))
-    stories = frame.filter(~pl.col("is_new")).group_by("story_id").agg(old_rows=pl.col("idx"))
-    pairs = best.join(members, on="label", how="left", maintain_order="left").join(
-        stories, left_on="prior_story", right_on="story_id", how="left", maintain_order="left"
-    )
+    members = best.join(frame.group_by("label").agg(new_rows=pl.col("idx")), on="label", how="left",
+                        maintain_order="left")
     verdicts = []
-    for new_rows, old_rows in zip(pairs["new_rows"].to_list(), pairs["old_rows"].to_list(), strict=True):
-        if min(len(new_rows), len(old_rows)) < SPLIT_MIN_HALF:
+    for row in members.iter_rows(named=True):
+        if min(row["n_label"], row["n_story"]) < SPLIT_MIN_HALF:
             verdicts.append(False)
             continue
-        is_old = np.arange(len(new_rows) + len(old_rows)) >= len(new_rows)
-        verdicts.append(_contrasted(_local_similarity(x[np.r_[new_rows, old_rows]], entity_col), is_old))
+        group = sp.vstack([x[row["new_rows"]], vectors.of_story(row["prior_story"])], format="csr")
+        is_old = np.arange(group.shape[0]) >= row["n_label"]
+        verdicts.append(_contrasted(_local_similarity(group), is_old))
     return verdicts
 
 
@@ -488,10 +699,10 @@ def _evidence(
     a, b = best["a"].to_numpy(), best["b"].to_numpy()
     shared = x[a].multiply(x[b]).tocoo()
     terms = (
-        pl.DataFrame({"row": shared.row.astype(np.int64), "col": shared.col.astype(np.int64), "v": shared.data})
-        .join(vocab.select("col", "feat"), on="col")
+        pl.DataFrame({"row": shared.row.astype(np.int64), "key": shared.col.astype(np.int64), "v": shared.data})
+        .join(vocab, on="key")
         .with_columns(is_name=pl.col("feat").str.starts_with("@"))
-        .sort("row", "v", "col", descending=[False, True, False])
+        .sort("row", "v", "key", descending=[False, True, False])
         .group_by("row", "is_name", maintain_order=True)
         .head(EVIDENCE_TERMS)
         .group_by("row", maintain_order=True)
@@ -530,26 +741,34 @@ def lead_sentence(body: pl.Expr, max_chars: int = 160) -> pl.Expr:
     )
 
 
-def _stories_table(pool: pl.DataFrame) -> pl.DataFrame:
-    """One row per story over prior and new articles."""
+def _stories_table(pool: pl.DataFrame, texts: pl.Series, prior_stories: pl.DataFrame | None) -> pl.DataFrame:
+    """One row per story over prior and new articles (prior stories that gained nothing are carried over)."""
+    kept = None
+    if prior_stories is not None:
+        touched = pool.filter("is_new")["story_id"].unique()
+        pool = pool.filter(pl.col("story_id").is_in(touched.implode()))
+        kept = prior_stories.filter(~pl.col("story_id").is_in(touched.implode()))
     canonical = (
         pool.filter(pl.col("duplicate_of").is_null())
         .sort("pos")
         .group_by("story_id")
-        .agg(
-            canonical_article_id=pl.col("article_id").first(),
-            title=pl.coalesce(pl.col("title").drop_nulls().first(), lead_sentence(pl.col("body").first())),
-        )
+        .agg(canonical_article_id=pl.col("article_id").first(), title=pl.col("title").drop_nulls().first(),
+             text_row=pl.col("text_row").first())
     )
+    untitled = canonical.filter(pl.col("title").is_null())
+    lead = untitled.select("story_id", lead=lead_sentence(pl.lit(texts.gather(untitled["text_row"]))))
+    canonical = canonical.join(lead, on="story_id", how="left").with_columns(title=pl.coalesce("title", "lead"))
     stats = pool.group_by("story_id").agg(
         first_published=pl.col("published_date").min(),
         n_articles=pl.len().cast(pl.Int64),
         outlets=pl.col("outlet").drop_nulls().unique().sort(),
     )
-    return (
+    stories = (
         stats.join(canonical, on="story_id", how="left", maintain_order="left")
         .with_columns(n_outlets=pl.col("outlets").list.len().cast(pl.Int64))
         .select(list(STORY_SCHEMA))
-        .sort("story_id")
         .cast(STORY_SCHEMA)
     )
+    if kept is not None:
+        stories = pl.concat([kept.select(list(STORY_SCHEMA)).cast(STORY_SCHEMA), stories])
+    return stories.sort("story_id")

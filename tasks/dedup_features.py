@@ -1,4 +1,8 @@
-"""Vectorised text features for dedup: word shingles + MinHash, and TF-IDF story vectors."""
+"""Vectorised text features for dedup: word-shingle sets with MinHash band keys, and TF-IDF story vectors.
+
+Feature columns are hashes, not vocabulary positions, so vectors built in different runs (or in parts of one
+run) share one column space: the index stored in the warehouse stays valid as the corpus grows.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ SHINGLE_WORDS = 3
 MINHASH_BANDS = 12
 MINHASH_ROWS = 3
 HASH_SEED = 20240404
+CHUNK_DOCS = 50_000  # texts tokenised at once: bounds the memory of the exploded tokens
+SHINGLE_SPACE = 2**30  # shingle set columns: 30-bit hashes, so int32 indices (collisions barely move a Jaccard)
+FEATURE_SPACE = 2**62  # story feature columns: 61-bit hash << 1 | is-entity bit
 _STOPWORD_TEXT = """
 a about above after again against all also am an and any are as at be because been before being below between both
 but by can could did do does doing down during each few for from further had has have having he her here hers herself
@@ -46,47 +53,47 @@ def word_shingles(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return doc[:end][same_doc], sh[same_doc]
 
 
-def shingle_matrix(doc: np.ndarray, sh: np.ndarray, n_docs: int) -> sp.csr_matrix:
-    """Binary doc x shingle matrix (for exact Jaccard on candidate pairs)."""
-    col = (sh >> np.uint64(2)).astype(np.int64)  # the 62-bit hash itself is the column: no vocabulary needed
-    m = sp.csr_matrix((np.ones(len(doc), np.float32), (doc, col)), shape=(n_docs, 2**62))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
+def shingle_sets(texts: pl.Series, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Per text `texts[rows]`: its shingle set as a binary CSR row, and its MinHash band keys (n x MINHASH_BANDS,
+    uint64; all zero for a text too short to shingle). Texts are gathered and processed CHUNK_DOCS at a time."""
+    matrices, bands = [], []
+    for start in range(0, len(rows), CHUNK_DOCS):
+        part = texts.gather(rows[start : start + CHUNK_DOCS])
+        doc, sh = word_shingles(part)
+        m = sp.csr_matrix((np.ones(len(doc), np.float32), (doc, (sh >> np.uint64(34)).astype(np.int32))),
+                          shape=(len(part), SHINGLE_SPACE))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        matrices.append(m)
+        bands.append(minhash_bands(doc, sh, len(part)))
+    if not matrices:
+        return sp.csr_matrix((0, SHINGLE_SPACE), dtype=np.float32), np.zeros((0, MINHASH_BANDS), np.uint64)
+    return sp.vstack(matrices, format="csr"), np.vstack(bands)
 
 
-def minhash_candidates(doc: np.ndarray, sh: np.ndarray, focus: np.ndarray) -> pl.DataFrame:
-    """Candidate near-copy pairs (i < j, at least one in `focus`, a mask over docs) from MinHash LSH banding."""
+def minhash_bands(doc: np.ndarray, sh: np.ndarray, n_docs: int) -> np.ndarray:
+    """LSH band keys per doc from a MinHash signature of MINHASH_BANDS x MINHASH_ROWS permutations."""
+    out = np.zeros((n_docs, MINHASH_BANDS), np.uint64)
     if len(doc) == 0:
-        return pl.DataFrame({"i": [], "j": []}, schema={"i": pl.Int64, "j": pl.Int64})
+        return out
     starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
-    docs = doc[starts]
     rng = np.random.default_rng(HASH_SEED)
     n_perm = MINHASH_BANDS * MINHASH_ROWS
     a = rng.integers(1, 2**63, n_perm, dtype=np.uint64) | np.uint64(1)
     b = rng.integers(0, 2**63, n_perm, dtype=np.uint64)
-    sig = np.empty((len(docs), n_perm), np.uint64)
+    sig = np.empty((len(starts), n_perm), np.uint64)
     permuted = np.empty_like(sh)  # reused: fresh 8-byte-per-shingle arrays per permutation cost page faults
     for k in range(n_perm):
         np.multiply(sh, a[k], out=permuted)
         np.add(permuted, b[k], out=permuted)
         sig[:, k] = np.minimum.reduceat(permuted, starts)
     mix = np.uint64(0xBF58476D1CE4E5B9)
-    frames = []
     for band in range(MINHASH_BANDS):
-        key = np.zeros(len(docs), np.uint64)
+        key = np.zeros(len(starts), np.uint64)
         for col in sig[:, band * MINHASH_ROWS : (band + 1) * MINHASH_ROWS].T:
             key = (key ^ col) * mix
-        frames.append(pl.DataFrame({"band": np.full(len(docs), band, np.int16), "key": key, "doc": docs}))
-    buckets = pl.concat(frames)
-    return (
-        buckets.filter(pl.Series(np.tile(focus[docs], MINHASH_BANDS)))
-        .join(buckets, on=["band", "key"], suffix="_r")
-        .filter(pl.col("doc") != pl.col("doc_r"))
-        .select(i=pl.min_horizontal("doc", "doc_r"), j=pl.max_horizontal("doc", "doc_r"))
-        .unique()
-        .sort("i", "j")
-    )
+        out[doc[starts], band] = key | np.uint64(1)  # never 0: 0 marks "no shingles"
+    return out
 
 
 def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix, i: np.ndarray, j: np.ndarray, chunk: int = 200_000) -> np.ndarray:
@@ -97,14 +104,36 @@ def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix, i: np.ndarray, j: np.ndarray
     return out
 
 
-def story_features(bodies: pl.Series, titles: pl.Series) -> pl.DataFrame:
-    """Feature occurrences (doc, feat): lowercased key terms (title + body) and '@'-prefixed named-entity words
-    and phrases (body only: headlines are often Title Case); the lead's words count twice."""
+def story_features(texts: pl.Series, rows: np.ndarray, titles: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Feature counts (doc, key, tf) of the texts `texts[rows]` (doc: position in `rows`; `titles` aligned with
+    `rows`) and their vocabulary (key, feat): lowercased key terms (title + body) and '@'-prefixed named-entity
+    words and phrases (body only: headlines are often Title Case); the lead's words count twice. `key` is the
+    feature's hash with the entity flag in its lowest bit."""
+    counts, vocab = [], []
+    for start in range(0, len(rows), CHUNK_DOCS):
+        feats = _features(texts.gather(rows[start : start + CHUNK_DOCS]), titles.slice(start, CHUNK_DOCS))
+        keyed = feats.select(
+            doc=pl.col("doc") + start,
+            key=(pl.col("feat").hash(seed=HASH_SEED) // 8 * 2).cast(pl.Int64)
+            + pl.col("feat").str.starts_with("@").cast(pl.Int64),
+            feat="feat",
+        )
+        counts.append(keyed.group_by("doc", "key").agg(tf=pl.len().cast(pl.Int32)))
+        vocab.append(keyed.select("key", "feat").unique("key"))
+    if not counts:
+        return (pl.DataFrame(schema={"doc": pl.Int64, "key": pl.Int64, "tf": pl.Int32}),
+                pl.DataFrame(schema={"key": pl.Int64, "feat": pl.String}))
+    return pl.concat(counts), pl.concat(vocab).unique("key")
+
+
+def _features(bodies: pl.Series, titles: pl.Series) -> pl.DataFrame:
+    """Feature strings per doc (doc, feat) for one chunk of texts."""
     body = pl.col("body").fill_null("")
     text = (
         pl.LazyFrame({"body": bodies, "title": titles})
         .with_row_index("doc")
-        .select("doc", body=body + "\n" + body.str.slice(0, LEAD_CHARS), title=pl.col("title").fill_null(""))
+        .select(pl.col("doc").cast(pl.Int64), body=body + "\n" + body.str.slice(0, LEAD_CHARS),
+                title=pl.col("title").fill_null(""))
     )
     stop = pl.lit(pl.Series(sorted(STOPWORDS))).implode()
     full_text = pl.concat_str(["title", "body"], separator="\n").str.to_lowercase()
@@ -129,22 +158,29 @@ def story_features(bodies: pl.Series, titles: pl.Series) -> pl.DataFrame:
     return pl.concat([terms, entities]).collect()
 
 
-def tfidf_matrix(features: pl.DataFrame, n_docs: int) -> tuple[sp.csr_matrix, pl.DataFrame]:
-    """Sublinear TF-IDF matrix, each channel (terms, '@' entities) L2-normalised and scaled so that a row dot
-    product is ENTITY_WEIGHT * entity cosine + (1 - ENTITY_WEIGHT) * term cosine; plus the vocabulary
-    (col, feat, df)."""
-    keys, first, col = np.unique(
-        features["feat"].hash(seed=HASH_SEED).to_numpy(), return_index=True, return_inverse=True
+def doc_frequencies(counts: pl.DataFrame) -> pl.DataFrame:
+    """Documents per feature key (key, df)."""
+    return counts.group_by("key").agg(df=pl.len().cast(pl.Int64))
+
+
+def tfidf_matrix(counts: pl.DataFrame, n_rows: int, df: pl.DataFrame, n_docs: int) -> sp.csr_matrix:
+    """Sublinear TF-IDF rows (columns: feature keys), with idf from `df` (key, df) over `n_docs` documents;
+    each channel (terms, entities) L2-normalised and scaled so that a row dot product is
+    ENTITY_WEIGHT * entity cosine + (1 - ENTITY_WEIGHT) * term cosine."""
+    counts = (
+        counts.join(df, on="key", how="left")
+        .with_columns(
+            w=(1.0 + pl.col("tf").cast(pl.Float64).log())
+            * (((n_docs + 1) / (pl.col("df").fill_null(0) + 1)).log() + IDF_FLOOR),
+            entity=pl.col("key") % 2 == 1,
+        )
     )
-    doc = features["doc"].to_numpy().astype(np.int64)
-    x = sp.csr_matrix((np.ones(len(doc), np.float32), (doc, col)), shape=(n_docs, len(keys)))
-    x.sum_duplicates()
-    df = np.bincount(x.indices, minlength=len(keys))
-    vocab = pl.DataFrame({"col": np.arange(len(keys)), "feat": features["feat"].gather(first), "df": df})
-    entity = vocab["feat"].str.starts_with("@").to_numpy()[x.indices]
-    x.data = (1.0 + np.log(x.data)) * (np.log((n_docs + 1) / (df[x.indices] + 1)) + IDF_FLOOR)
-    rows = np.repeat(np.arange(n_docs), np.diff(x.indptr))
-    for in_channel, share in ((entity, ENTITY_WEIGHT), (~entity, 1.0 - ENTITY_WEIGHT)):
-        norms = np.sqrt(np.bincount(rows[in_channel], x.data[in_channel] ** 2, minlength=n_docs))
-        x.data[in_channel] *= np.sqrt(share) / norms[rows[in_channel]]
-    return x.astype(np.float32), vocab
+    norm = pl.col("w").pow(2).sum().over("doc", "entity").sqrt()
+    share = pl.when("entity").then(ENTITY_WEIGHT).otherwise(1.0 - ENTITY_WEIGHT).sqrt()
+    counts = counts.with_columns(w=pl.col("w") * share / norm)
+    x = sp.csr_matrix(
+        (counts["w"].to_numpy().astype(np.float32), (counts["doc"].to_numpy(), counts["key"].to_numpy())),
+        shape=(n_rows, FEATURE_SPACE),
+    )
+    x.sort_indices()
+    return x

@@ -4,7 +4,7 @@ Layout of a warehouse folder:
 
     news.duckdb                 one view per table, reading current/<table>/*.parquet
     current -> snapshots/<id>   symlink, swapped atomically when a run commits
-    snapshots/<id>/<table>/part-<run>.parquet
+    snapshots/<id>/<table>/part-<run>.parquet   (tables named `_...` are pipeline state: no view)
     .writer.lock                held by the one run allowed to write
 
 A table is a folder of Parquet parts. Appending hard-links the previous snapshot's parts and adds one, so an
@@ -82,9 +82,9 @@ def current_snapshot(warehouse_dir: str | Path) -> Path | None:
 
 
 def table_names(warehouse_dir: str | Path) -> list[str]:
-    """Tables of the committed snapshot."""
+    """Tables of the committed snapshot (without the pipeline's internal state, whose names start with '_')."""
     snap = current_snapshot(warehouse_dir)
-    return sorted(p.name for p in snap.iterdir() if p.is_dir()) if snap else []
+    return sorted(p.name for p in snap.iterdir() if p.is_dir() and not p.name.startswith("_")) if snap else []
 
 
 def read_table(warehouse_dir: str | Path, name: str) -> pl.DataFrame | None:

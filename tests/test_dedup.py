@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.dedup import assign_stories
+from tasks.dedup import assign_stories, build_index
 from tasks.ids import stable_id
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -65,7 +65,7 @@ def groups_of(out: pl.DataFrame) -> list[set[str]]:
 
 @pytest.mark.parametrize("dates", [DATES, [None, *DATES[1:4], None]], ids=["dated", "undated-000-004"])
 def test_seed_stories(dates: list[date | None]) -> None:
-    out, stories = assign_stories(frame(seed_rows(dates)))
+    out, stories, _ = assign_stories(frame(seed_rows(dates)))
     assert groups_of(out) == GROUPS
     assert out["duplicate_of"].null_count() == out.height
     assert out["story_id"].null_count() == 0
@@ -89,7 +89,7 @@ def test_exact_and_near_copies_point_to_first_copy() -> None:
     words = rows[3]["body"].split(" ")
     near_body = "MOSCOW (Wire) - " + " ".join(words[:40] + ["reportedly"] + words[41:])
     near = article("110", near_body, "Another headline", "Syndicated", date(2024, 4, 6))
-    out, stories = assign_stories(frame([*rows, exact, earlier_exact, near]))
+    out, stories, _ = assign_stories(frame([*rows, exact, earlier_exact, near]))
     got = {r["article_id"]: r for r in out.iter_rows(named=True)}
     # 002 and 101 share date and text: the smaller id is the first copy.
     assert got["002"]["duplicate_of"] is None
@@ -133,7 +133,7 @@ QUAKES = [
 @pytest.mark.parametrize("published", [date(2009, 4, 6), None], ids=["same-week", "undated"])
 def test_same_kind_events_stay_apart(published: date | None) -> None:
     rows = [article(aid, body, None, outlet, published) for aid, outlet, body in QUAKES]
-    out, _ = assign_stories(frame(rows))
+    out, _, _ = assign_stories(frame(rows))
     assert groups_of(out) == [{"q1", "q2"}, {"q3"}]
 
 
@@ -142,17 +142,17 @@ def test_date_window_splits_repeated_event() -> None:
     reworded = " ".join(rows[3]["body"].split()[::2])
     later = article("201", reworded, None, "Later", date(2024, 9, 1))
     same_week = article("202", reworded, None, "Later", date(2024, 4, 5))
-    out, _ = assign_stories(frame([*rows[:4], later]))
+    out, _, _ = assign_stories(frame([*rows[:4], later]))
     nato = set(out.filter(pl.col("article_id").is_in(["002", "003"]))["story_id"])
     assert out.filter(pl.col("article_id") == "201")["story_id"].item() not in nato
-    out, _ = assign_stories(frame([*rows[:4], same_week]))
+    out, _, _ = assign_stories(frame([*rows[:4], same_week]))
     assert out.filter(pl.col("article_id") == "202")["story_id"].item() in nato
 
 
 def test_incremental_attach_keeps_story_ids() -> None:
     rows = {r["article_id"]: r for r in seed_rows()}
-    first, first_stories = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
-    new, stories = assign_stories(frame([rows["001"], rows["003"]]), prior=first)
+    first, first_stories, _ = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
+    new, stories, _ = assign_stories(frame([rows["001"], rows["003"]]), prior=first)
     assert set(first_stories["story_id"]) == set(stories["story_id"])
     story_of = dict(zip(first["article_id"], first["story_id"], strict=True))
     attached = dict(zip(new["article_id"], new["story_id"], strict=True))
@@ -162,11 +162,26 @@ def test_incremental_attach_keeps_story_ids() -> None:
     assert new.columns[: len(frame([rows["001"]]).columns)] == frame([rows["001"]]).columns
 
 
+def test_incremental_with_the_kept_index_matches_a_rebuilt_index() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    first, first_stories, index = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
+    later = frame([rows["001"], rows["003"]])
+    kept = assign_stories(later, prior=first, index=index, prior_stories=first_stories)
+    rebuilt = assign_stories(later, prior=first)
+    assert kept.articles.equals(rebuilt.articles)
+    assert kept.stories.equals(rebuilt.stories)
+    keys = kept.index.keys
+    assert keys["article_id"].to_list() == ["001", "003"]
+    assert keys["bands"].list.len().to_list() == [12, 12] and keys["block"].list.len().min() > 0
+    whole = build_index(pl.concat([first, kept.articles]))
+    assert kept.index.df.sort("key").equals(whole.df.sort("key"))
+
+
 def test_incremental_new_story_and_copy_of_prior() -> None:
     rows = {r["article_id"]: r for r in seed_rows()}
-    first, _ = assign_stories(frame([rows["000"], rows["002"]]))
+    first, _, _ = assign_stories(frame([rows["000"], rows["002"]]))
     copy = article("300", rows["002"]["body"], "Copy", "Mirror", date(2024, 4, 8))
-    new, stories = assign_stories(frame([rows["004"], copy]), prior=first)
+    new, stories, _ = assign_stories(frame([rows["004"], copy]), prior=first)
     got = {r["article_id"]: r for r in new.iter_rows(named=True)}
     assert got["300"]["duplicate_of"] == "002"
     assert got["300"]["story_id"] == first.filter(pl.col("article_id") == "002")["story_id"].item()
@@ -176,8 +191,8 @@ def test_incremental_new_story_and_copy_of_prior() -> None:
 
 def test_idempotent_and_order_independent() -> None:
     rows = seed_rows()
-    out1, stories1 = assign_stories(frame(rows))
-    out2, stories2 = assign_stories(frame(rows[::-1]))
+    out1, stories1, _ = assign_stories(frame(rows))
+    out2, stories2, _ = assign_stories(frame(rows[::-1]))
     key = ["article_id"]
     assert out1.sort(key).drop("ingested_at").equals(out2.sort(key).drop("ingested_at"))
     assert stories1.equals(stories2)
@@ -185,7 +200,7 @@ def test_idempotent_and_order_independent() -> None:
 
 def test_empty_input() -> None:
     empty = frame(seed_rows()).head(0)
-    out, stories = assign_stories(empty)
+    out, stories, _ = assign_stories(empty)
     assert out.height == 0 and stories.height == 0
     assert {"story_id", "duplicate_of", "duplicate_kind"} <= set(out.columns)
 
@@ -195,10 +210,10 @@ def test_incremental_near_copy_of_prior_copy_points_to_first_copy() -> None:
     words = rows["003"]["body"].split(" ")
     near_body = " ".join(words[:30] + ["allegedly"] + words[30:])
     near = article("400", near_body, "Syndicated", "Wire", date(2024, 4, 5))
-    first, _ = assign_stories(frame([rows["002"], rows["003"], near]))
+    first, _, _ = assign_stories(frame([rows["002"], rows["003"], near]))
     assert first.filter(pl.col("article_id") == "400")["duplicate_of"].item() == "003"
     again = article("500", near_body + " Updated.", "Later copy", "Mirror", date(2024, 4, 6))
-    new, stories = assign_stories(frame([again]), prior=first)
+    new, stories, _ = assign_stories(frame([again]), prior=first)
     row = new.row(0, named=True)
     assert (row["duplicate_of"], row["duplicate_kind"]) == ("003", "near")
     assert row["story_id"] == first.filter(pl.col("article_id") == "003")["story_id"].item()
@@ -211,6 +226,6 @@ def test_story_title_falls_back_to_the_lead_sentence_when_no_article_has_one():
     rows = [article("t1", body, None, "Newsweek", date(2022, 3, 18)),
             article("t2", "Earthquake hits Chile. " + "Rescue teams searched the rubble in Santiago. " * 3,
                     "Quake in Chile", None, date(2022, 3, 18))]
-    _, stories = assign_stories(frame(rows))
+    _, stories, _ = assign_stories(frame(rows))
     titles = sorted(stories["title"])
     assert titles == ["Poland proposed an armed peacekeeping mission for Ukraine on Friday.", "Quake in Chile"]

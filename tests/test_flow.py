@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from flows.news_etl import news_etl
 from newsetl.cli import app
 from tasks import load
+from tasks.assemble import INDEX_DF, INDEX_KEYS
 from tests.conftest import SEEDS
 
 CONTRACT = {
@@ -94,7 +95,8 @@ def test_rerun_and_full_refresh_are_idempotent(seeded):
     assert unchanged["reason"].str.starts_with("unchanged").all() and unchanged.height == 5
 
 
-def test_incremental_run_reads_only_the_new_file_and_it_joins_its_story(seeded, tmp_path):
+@pytest.mark.parametrize("index", ["kept", "missing"])
+def test_incremental_run_reads_only_the_new_file_and_it_joins_its_story(seeded, tmp_path, index):
     root, _ = seeded
     src, wh = tmp_path / "src", tmp_path / "wh"
     shutil.copytree(root / "seeds", src)
@@ -103,9 +105,19 @@ def test_incremental_run_reads_only_the_new_file_and_it_joins_its_story(seeded, 
     new_file.unlink()
     news_etl(source_dir=str(src), warehouse_dir=str(wh))
     before = snapshot(wh)
+    keys = load.current_snapshot(wh) / INDEX_KEYS
+    assert load.read_table(wh, INDEX_KEYS).height == 4 and len(list(keys.glob("*.parquet"))) == 1
+    if index == "missing":  # a warehouse written before the dedup index was kept: the run rebuilds it
+        shutil.rmtree(keys)
+        shutil.rmtree(load.current_snapshot(wh) / INDEX_DF)
     new_file.write_text(held_back)
     news_etl(source_dir=str(src), warehouse_dir=str(wh))
     after = snapshot(wh)
+    assert INDEX_KEYS not in after and INDEX_DF not in after  # internal state: no view, not in `tables`
+    kept_keys = load.read_table(wh, INDEX_KEYS)
+    assert sorted(kept_keys["article_id"]) == sorted(after["articles"]["article_id"])
+    parts = len(list((load.current_snapshot(wh) / INDEX_KEYS).glob("*.parquet")))
+    assert parts == (2 if index == "kept" else 1)
     latest = after["ingest_log"].filter(pl.col("run_id") == after["ingest_log"]["run_id"][-1])
     assert latest.filter(pl.col("n_articles") > 0)["source_file"].to_list() == [str(new_file)]
     added = after["articles"].filter(pl.col("source_id") == new_file.name)

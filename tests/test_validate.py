@@ -69,14 +69,52 @@ def tables(**overrides) -> dict[str, pl.DataFrame]:
     return base | overrides
 
 
-def run(t: dict[str, pl.DataFrame], expected_articles: int | None = None):
+def run(t: dict[str, pl.DataFrame], expected_articles: int | None = None, loaded: dict[str, int] | None = None):
     return validate_tables(
         t,
         "run1",
         load_settings().expectations_dir,
         CODES,
         t["articles"].height if expected_articles is None else expected_articles,
+        loaded,
     )
+
+
+RESIDUAL = "icon bookmark-bicon bookmarkicon cameraicon"
+
+
+def incremental(prior: dict[str, pl.DataFrame], **article) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """`prior` as loaded by an earlier run plus one new article a3 (story s2, one mention of a new event e2), and
+    the `loaded` row counts saying so; keyword arguments override the new article's columns."""
+    new_article = {
+        "article_id": "a3",
+        "story_id": "s2",
+        "content_hash": "h3",
+        "raw_chars": 60,
+        "clean_chars": 50,
+        "published_date": dt.date(2024, 4, 5),
+        "body": "Russia rejected the NATO mission in Ukraine.",
+        "duplicate_of": None,
+    } | article
+    new = {
+        "articles": pl.DataFrame([new_article], schema=prior["articles"].schema),
+        "stories": pl.DataFrame(
+            {"story_id": ["s2"], "n_articles": [1], "canonical_article_id": ["a3"], "outlets": [["TASS"]]}
+        ),
+        "events": prior["events"].with_columns(
+            event_id=pl.lit("e2"), story_id=pl.lit("s2"), event_type=pl.lit("REJECT"), source_code=pl.lit("RUS")
+        ),
+        "event_mentions": pl.DataFrame({"event_id": ["e2"], "article_id": ["a3"], "event_date": [dt.date(2024, 4, 5)]}),
+        "ingest_log": prior["ingest_log"].head(1).with_columns(source_file=pl.lit("h.jsonl"), run_id=pl.lit("run2")),
+    }
+    t = {
+        name: pl.concat([frame, new[name]], how="vertical_relaxed") if name in new else frame
+        for name, frame in prior.items()
+    }
+    loaded = {
+        name: prior[name].height for name in ("articles", "boilerplate", "event_mentions", "quotes", "ingest_log")
+    }
+    return t, loaded
 
 
 def test_clean_tables_pass_every_check():
@@ -120,7 +158,7 @@ def test_warning_rows_move_to_quarantine_with_their_dependents():
     moved = result.quarantine.sort("table_name")
     assert moved["table_name"].to_list() == ["articles", "event_mentions", "quotes"]
     assert json.loads(moved.row(0, named=True)["row_json"])["article_id"] == "a2"
-    assert moved.row(0, named=True)["expectation"] == "expect_column_values_to_not_match_regex"
+    assert moved.row(0, named=True)["expectation"] == "expect_column_values_to_be_in_set"
     assert moved.row(0, named=True)["reason"].startswith("residual boilerplate in body")
     assert result.tables["event_mentions"].height == 1
 
@@ -261,3 +299,106 @@ def test_data_docs_are_built_under_the_warehouse(tmp_path):
     assert "run1" in html and "validations/articles/run1/" in html
     assert (index.parent / "expectations" / "articles.html").is_file()
     assert len(list((index.parent / "validations").rglob("*.html"))) == len(suite_definitions())
+
+
+def with_residual_boilerplate(articles: pl.DataFrame, article_id: str) -> pl.DataFrame:
+    return articles.with_columns(
+        body=pl.when(pl.col("article_id") == article_id).then(pl.lit(RESIDUAL)).otherwise(pl.col("body"))
+    )
+
+
+def test_incremental_run_checks_new_rows_not_prior_ones():
+    prior = tables()
+    prior["articles"] = with_residual_boilerplate(prior["articles"], "a2")  # would fail today's checks
+    t, loaded = incremental(prior)
+    result = run(t, loaded=loaded)
+    assert result.critical_failures == [] and result.quarantine.is_empty()
+    assert result.tables["articles"]["article_id"].to_list() == ["a1", "a2", "a3"]
+    assert result.dq_results["success"].all()
+    checked = result.gx_results["articles"].results[0].result["element_count"]
+    assert checked == 1  # only a3 went to GX
+    assert run(t).quarantine.filter(pl.col("table_name") == "articles")["row_key"].to_list() == ["a2"]
+
+
+def test_incremental_run_quarantines_a_failing_new_row_with_its_dependents():
+    t, loaded = incremental(tables())
+    t["articles"] = with_residual_boilerplate(t["articles"], "a3")
+    result = run(t, loaded=loaded)
+    assert result.critical_failures == []
+    moved = {(r["table_name"], r["row_key"]): r["reason"] for r in result.quarantine.iter_rows(named=True)}
+    assert moved == {
+        ("articles", "a3"): "residual boilerplate in body (icon-font run or player timestamps)",
+        ("event_mentions", "e2"): "its articles row (same article_id) was quarantined",
+        ("events", "e2"): "all its event_mentions rows were quarantined",
+        ("stories", "s2"): "all its articles rows were quarantined",
+    }
+    assert json.loads(result.quarantine.row(0, named=True)["row_json"])["story_id"] == "s2"
+    assert result.tables["articles"]["article_id"].to_list() == ["a1", "a2"]
+    assert result.tables["events"]["event_id"].to_list() == ["e1"]
+
+
+def test_incremental_run_still_catches_a_key_duplicated_between_prior_and_new_rows():
+    t, loaded = incremental(tables(), article_id="a1")
+    result = run(t, loaded=loaded)
+    assert "articles.article_id: expect_column_values_to_be_unique failed (2 unexpected)" in result.critical_failures
+
+
+def test_incremental_run_still_catches_a_prior_row_whose_parent_is_gone():
+    t, loaded = incremental(tables())
+    t["stories"] = t["stories"].with_columns(story_id=pl.col("story_id").replace("s1", "s9"))
+    result = run(t, loaded=loaded)
+    assert "quotes.story_id_in_stories: expect_column_values_to_be_in_set failed (1 unexpected)" in (
+        result.critical_failures
+    )
+    assert "articles.story_id_in_stories: expect_column_values_to_be_in_set failed (2 unexpected)" in (
+        result.critical_failures
+    )
+
+
+def test_incremental_row_count_covers_the_whole_table():
+    t, loaded = incremental(tables())
+    assert run(t, expected_articles=3, loaded=loaded).critical_failures == []
+    failures = run(t, expected_articles=4, loaded=loaded).critical_failures
+    assert failures == ["articles.*: expect_table_row_count_to_equal failed (table-level unexpected)"]
+
+
+def test_incremental_run_rechecks_a_prior_event_that_gains_a_mention():
+    prior = tables()
+    prior["events"] = prior["events"].with_columns(source_code=pl.lit("XXX"))  # loaded before the gazetteer changed
+    t, loaded = incremental(prior)
+    assert run(t, loaded=loaded).quarantine.is_empty()
+    t["event_mentions"] = pl.concat(
+        [
+            t["event_mentions"],
+            pl.DataFrame({"event_id": ["e1"], "article_id": ["a3"], "event_date": [dt.date(2024, 4, 4)]}),
+        ]
+    )
+    result = run(t, loaded=loaded)
+    moved = result.quarantine.filter(pl.col("table_name") == "events")
+    assert moved["row_key"].to_list() == ["e1"] and moved["reason"].to_list() == [
+        "source_code is not in the actor gazetteer"
+    ]
+    assert result.tables["event_mentions"]["event_id"].to_list() == ["e2"]
+
+
+def test_cleaning_may_add_spaces_but_not_text():
+    t = tables()
+    glued = t["articles"].with_columns(clean_chars=pl.col("clean_chars") + 11)  # a2 grew from 80 to 91 chars
+    assert run(t | {"articles": glued}).quarantine.is_empty()  # a2's body has 29 non-space characters
+    longer = glued.with_columns(raw_chars=pl.col("raw_chars") - 60)
+    result = run(t | {"articles": longer})
+    assert result.quarantine.filter(pl.col("table_name") == "articles")["reason"].to_list() == [
+        "cleaning made the body longer"
+    ]
+
+
+def test_event_may_carry_its_dateline_day_but_not_later():
+    t = tables()
+    next_day = t["event_mentions"].with_columns(event_date=pl.lit(dt.date(2024, 4, 5)))
+    assert run(t | {"event_mentions": next_day}).quarantine.is_empty()
+    two_days = t["event_mentions"].with_columns(
+        event_date=pl.when(pl.col("article_id") == "a2").then(dt.date(2024, 4, 6)).otherwise(pl.col("event_date"))
+    )
+    result = run(t | {"event_mentions": two_days})
+    assert result.quarantine.filter(pl.col("table_name") == "event_mentions")["row_key"].to_list() == ["e1"]
+    assert result.tables["event_mentions"]["article_id"].to_list() == ["a1"]
