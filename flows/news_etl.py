@@ -65,7 +65,7 @@ def code_fingerprint() -> str:
     """Hash of the stage code and its data files, so a code change invalidates cached results."""
     digest = hashlib.sha256(pl.__version__.encode())
     for path in sorted((PROJECT_ROOT / "tasks").rglob("*")):
-        if path.is_file() and path.suffix != ".pyc":
+        if path.is_file() and "__pycache__" not in path.parts:  # compiled code (and numba caches) aside
             digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()
 

@@ -33,6 +33,7 @@ from tasks.dedup_features import (
     ENTITY_WEIGHT,
     MINHASH_BANDS,
     doc_frequencies,
+    intersection_sizes,
     rowwise_dot,
     shingle_sets,
     story_features,
@@ -53,6 +54,7 @@ MAX_DENSE_CLUSTER = 3000
 SPLIT_MIN_HALF = 3
 SPLIT_RATIO = 0.35
 EVIDENCE_TERMS = 4
+PROBE_CHUNK_DOCS = 20_000  # new docs whose candidate pairs are gathered at once: bounds memory
 BASE_SCHEMA = {
     "article_id": pl.String,
     "outlet": pl.String,
@@ -212,7 +214,7 @@ class _ShingleRows:
         self.parts = [m]
         sizes = np.diff(m.indptr).astype(np.float64)
         ra, rb = self.row_of[a], self.row_of[b]
-        inter = rowwise_dot(m, m, ra, rb)
+        inter = intersection_sizes(m, ra, rb)
         return inter / np.maximum(sizes[ra] + sizes[rb] - inter, 1.0)
 
 
@@ -461,6 +463,14 @@ def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
         "key", "week", j="pos", new_j="is_new", w_j="w", date_j="published_date"
     )
     probes = entries.filter("is_new").select("key", "week", i="pos", w_i="w", date_i="published_date")
+    chunks = probes.with_columns(chunk=(pl.col("i").rank("dense") - 1) // PROBE_CHUNK_DOCS).partition_by("chunk")
+    found = [_overlapping(chunk.drop("chunk"), register) for chunk in chunks]
+    empty = pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, "new_j": pl.Boolean})
+    return pl.concat([empty, *found]).sort("i", "j")
+
+
+def _overlapping(probes: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame:
+    """The candidate pairs (i, j, new_j) of some probing docs (see `_candidate_pairs`)."""
     dated, undated = probes.filter(pl.col("week").is_not_null()), probes.filter(pl.col("week").is_null())
     found = [dated.with_columns(pl.col("week") + shift).join(register, on=["key", "week"])
              for shift in (-1, 0, 1)]
@@ -475,7 +485,6 @@ def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
         .agg(partial=(pl.col("w_i") * pl.col("w_j")).sum())
         .filter(pl.col("partial") >= BLOCK_MIN_PARTIAL)
         .select("i", "j", "new_j")
-        .sort("i", "j")
     )
 
 

@@ -6,6 +6,7 @@ run) share one column space: the index stored in the warehouse stays valid as th
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -96,6 +97,32 @@ def minhash_bands(doc: np.ndarray, sh: np.ndarray, n_docs: int) -> np.ndarray:
     return out
 
 
+def intersection_sizes(m: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Shared columns of rows a[k] and b[k] of a binary CSR matrix with sorted indices, for each pair k."""
+    out = np.empty(len(a), np.int64)
+    _merge_count(m.indptr.astype(np.int64), m.indices, a.astype(np.int64), b.astype(np.int64), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_count(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Sorted-merge count of common indices per row pair (a linear pass, no intermediate matrices)."""
+    for p in range(len(a)):
+        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
+        n = 0
+        while i < i_end and j < j_end:
+            x, y = indices[i], indices[j]
+            if x == y:
+                n += 1
+                i += 1
+                j += 1
+            elif x < y:
+                i += 1
+            else:
+                j += 1
+        out[p] = n
+
+
 def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix, i: np.ndarray, j: np.ndarray, chunk: int = 200_000) -> np.ndarray:
     """Dot products a[i[k]] . b[j[k]] for each pair k, chunked to bound memory."""
     out = np.empty(len(i), np.float64)
@@ -167,19 +194,19 @@ def tfidf_matrix(counts: pl.DataFrame, n_rows: int, df: pl.DataFrame, n_docs: in
     """Sublinear TF-IDF rows (columns: feature keys), with idf from `df` (key, df) over `n_docs` documents;
     each channel (terms, entities) L2-normalised and scaled so that a row dot product is
     ENTITY_WEIGHT * entity cosine + (1 - ENTITY_WEIGHT) * term cosine."""
-    counts = (
-        counts.join(df, on="key", how="left")
-        .with_columns(
-            w=(1.0 + pl.col("tf").cast(pl.Float64).log())
-            * (((n_docs + 1) / (pl.col("df").fill_null(0) + 1)).log() + IDF_FLOOR),
-            entity=pl.col("key") % 2 == 1,
-        )
-    )
-    norm = pl.col("w").pow(2).sum().over("doc", "entity").sqrt()
+    idf = ((n_docs + 1) / (pl.col("df").fill_null(0) + 1)).log() + IDF_FLOOR
     share = pl.when("entity").then(ENTITY_WEIGHT).otherwise(1.0 - ENTITY_WEIGHT).sqrt()
-    counts = counts.with_columns(w=pl.col("w") * share / norm)
+    counts = (
+        counts.lazy()
+        .join(df.lazy(), on="key", how="left")
+        .select("doc", "key", entity=pl.col("key") % 2 == 1,
+                w=(1.0 + pl.col("tf").cast(pl.Float64).log()) * idf)
+        .select("doc", "key", w=(pl.col("w") * share / pl.col("w").pow(2).sum().over("doc", "entity").sqrt())
+                .cast(pl.Float32))
+        .collect()
+    )
     x = sp.csr_matrix(
-        (counts["w"].to_numpy().astype(np.float32), (counts["doc"].to_numpy(), counts["key"].to_numpy())),
+        (counts["w"].to_numpy(), (counts["doc"].to_numpy(), counts["key"].to_numpy())),
         shape=(n_rows, FEATURE_SPACE),
     )
     x.sort_indices()
