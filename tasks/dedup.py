@@ -751,10 +751,16 @@ def lead_sentence(body: pl.Expr, max_chars: int = 160) -> pl.Expr:
 
 
 def _stories_table(pool: pl.DataFrame, texts: pl.Series, prior_stories: pl.DataFrame | None) -> pl.DataFrame:
-    """One row per story over prior and new articles (prior stories that gained nothing are carried over)."""
+    """One row per story over prior and new articles. Prior stories are carried over unless they gained an
+    article or no longer match their articles (some were quarantined after the stories were built)."""
     kept = None
     if prior_stories is not None:
-        touched = pool.filter("is_new")["story_id"].unique()
+        held = pool.group_by("story_id").agg(held=pl.len(), ids=pl.col("article_id"))
+        stale = prior_stories.join(held, on="story_id", how="left").filter(
+            (pl.col("held") != pl.col("n_articles")).fill_null(True)
+            | ~pl.col("ids").list.contains(pl.col("canonical_article_id")).fill_null(False)
+        )
+        touched = pl.concat([pool.filter("is_new")["story_id"], stale["story_id"]]).unique()
         pool = pool.filter(pl.col("story_id").is_in(touched.implode()))
         kept = prior_stories.filter(~pl.col("story_id").is_in(touched.implode()))
     canonical = (

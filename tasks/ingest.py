@@ -11,10 +11,13 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from tasks.ids import stable_id
+from tasks.ids import ID_SEP, stable_id
 
 ARTICLE_SUFFIXES = {".txt": "txt", ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
 TEXT_FIELDS = ("text", "body", "html")
+META_FIELDS = ("title", "url", "outlet", "published")
+JSONL_FIELDS = ("id", *META_FIELDS, *TEXT_FIELDS)
+NON_BLANK = r"[^\s\x1c-\x1f]"  # a character that Python's str.strip() keeps (it also strips \x1c-\x1f)
 MAX_ARTICLE_BYTES = 10_000_000
 BINARY_SNIFF_BYTES = 8192
 FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a polars frame
@@ -59,14 +62,32 @@ class IngestResult:
     log: list[dict] = field(default_factory=list)
     seen: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
+    def claim(self, article_id: str, source_file: str, line: int | None) -> str | None:
+        """Note an article as read; the rejection reason if an identical one (same id and text) was read before."""
+        if article_id in self.seen:
+            first_file, first_line = self.seen[article_id]
+            return f"exact repeat of {first_file}{f':{first_line}' if first_line else ''} (same id and text)"
+        self.seen[article_id] = (source_file, line)
+        return None
+
     def add(self, row: dict) -> None:
-        """Keep an article unless an identical one (same id and text) was already read."""
-        if row["article_id"] in self.seen:
-            source_file, line = self.seen[row["article_id"]]
-            raise RejectedInput(f"exact repeat of {source_file}{f':{line}' if line else ''} (same id and text)")
-        self.seen[row["article_id"]] = (row["source_file"], row["source_line"])
+        """Keep an article unless an identical one was already read."""
+        if reason := self.claim(row["article_id"], row["source_file"], row["source_line"]):
+            raise RejectedInput(reason)
         for name, value in row.items():
             self.columns[name].append(value)
+
+    def add_frame(self, source_file: str, rows: pl.DataFrame) -> list[tuple[int, str]]:
+        """Keep the articles of one file (in line order) except exact repeats; (line, reason) of each repeat."""
+        lines = rows["source_line"].to_list()
+        reasons = [self.claim(article_id, source_file, line)
+                   for article_id, line in zip(rows["article_id"].to_list(), lines, strict=True)]
+        repeats = [(line, reason) for line, reason in zip(lines, reasons, strict=True) if reason]
+        if repeats:
+            rows = rows.filter(pl.Series([reason is None for reason in reasons]))
+        self.flush()
+        self.pieces.append(rows)
+        return repeats
 
     def flush(self, min_rows: int = 1) -> None:
         """Move the articles read so far (if at least `min_rows`) into a frame, so Python holds few strings."""
@@ -147,8 +168,7 @@ def html_to_text(html: str, meta: dict) -> tuple[str, dict]:
 
 def jsonl_meta(record: dict) -> dict:
     """Optional metadata fields of a JSONL record as strings."""
-    return {k: (str(record[k]) if record.get(k) not in (None, "") else None)
-            for k in ("title", "url", "outlet", "published")}
+    return {k: (str(record[k]) if record.get(k) not in (None, "") else None) for k in META_FIELDS}
 
 
 def parse_json_line(line: str):
@@ -176,20 +196,80 @@ def jsonl_article(source_file: str, line_no: int, line: str, ingested_at: dateti
     return article_row(source_file, source_id, line_no, fmt, record[field_name], jsonl_meta(record), ingested_at)
 
 
+def article_ids(source_ids: list[str], texts: list[str]) -> list[str]:
+    """`stable_id(source_id, text)` of many articles at once."""
+    return [hashlib.sha256(f"{source_id}{ID_SEP}{text}".encode()).hexdigest()[:16]
+            for source_id, text in zip(source_ids, texts, strict=True)]
+
+
+def json_objects(lines: list[str]) -> tuple[list[int], list[dict]]:
+    """Line numbers and records of the lines that orjson reads as JSON objects."""
+    numbers, records = [], []
+    for line_no, line in enumerate(lines, start=1):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if type(record) is dict:
+            numbers.append(line_no)
+            records.append(record)
+    return numbers, records
+
+
+def string_fields(numbers: list[int], records: list[dict]) -> pl.DataFrame:
+    """`source_line` and the JSONL fields of the records whose fields are all strings or absent (the rest dropped)."""
+    schema = {"source_line": pl.Int64} | dict.fromkeys(JSONL_FIELDS, pl.String)
+    try:
+        return pl.DataFrame({"source_line": numbers} | {k: [r.get(k) for r in records] for k in JSONL_FIELDS},
+                            schema=schema, strict=True)
+    except TypeError:
+        plain = [all(isinstance(r.get(k), str | None) for k in JSONL_FIELDS) for r in records]
+        return string_fields([n for n, ok in zip(numbers, plain, strict=True) if ok],
+                             [r for r, ok in zip(records, plain, strict=True) if ok])
+
+
+def plain_jsonl_articles(source_file: str, lines: list[str], ingested_at: datetime) -> pl.DataFrame:
+    """Raw article rows, in bulk, of the lines that are JSON objects with string fields and a `text` or `body`.
+
+    Same rows as `jsonl_article` gives them; other lines (HTML, no text, bad JSON, other types) are left out.
+    """
+    has_text = {k: pl.col(k).str.contains(NON_BLANK) for k in TEXT_FIELDS}
+    found = string_fields(*json_objects(lines)).with_columns(
+        raw_text=pl.when(has_text["text"]).then("text").when(has_text["body"]).then("body"),
+        source_id=pl.when(pl.col("id") != "").then("id")
+        .otherwise(pl.format("{}:{}", pl.lit(Path(source_file).name), "source_line")),
+        **{f"meta_{k}": pl.when(pl.col(k) != "").then(k) for k in META_FIELDS},
+    ).filter(pl.col("raw_text").is_not_null())
+    return found.with_columns(
+        article_id=pl.Series(article_ids(found["source_id"].to_list(), found["raw_text"].to_list()), dtype=pl.String),
+        source_file=pl.lit(source_file),
+        format=pl.lit("jsonl"),
+        ingested_at=pl.lit(ingested_at, dtype=RAW_SCHEMA["ingested_at"]),
+    ).select(list(RAW_SCHEMA))
+
+
 def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: IngestResult, log_base: dict) -> int:
-    """Articles of a JSONL file, one per line; bad lines are logged one by one and the rest still load."""
-    n_ok = 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    """Articles of a JSONL file, one per line; bad lines are logged one by one and the rest still load.
+
+    Plain lines are read in bulk (`plain_jsonl_articles`); every other line goes through `jsonl_article`.
+    """
+    lines = text.splitlines()
+    plain = plain_jsonl_articles(source_file, lines, ingested_at)
+    done = set(plain["source_line"].to_list())
+    rows, rejected = [], []
+    for line_no, line in enumerate(lines, start=1):
+        if line_no in done or not line.strip():
             continue
         try:
-            result.add(jsonl_article(source_file, line_no, line, ingested_at))
+            rows.append(jsonl_article(source_file, line_no, line, ingested_at))
         except RejectedInput as err:
-            result.log.append({**log_base, "source_line": line_no, "status": "quarantined",
-                               "reason": str(err), "n_articles": 0})
-            continue
-        n_ok += 1
-    return n_ok
+            rejected.append((line_no, str(err)))
+    articles = pl.concat([plain, pl.DataFrame(rows, schema=RAW_SCHEMA)]).sort("source_line") if rows else plain
+    repeats = result.add_frame(source_file, articles)
+    for line_no, reason in sorted(rejected + repeats):
+        result.log.append({**log_base, "source_line": line_no, "status": "quarantined",
+                           "reason": reason, "n_articles": 0})
+    return articles.height - len(repeats)
 
 
 def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult,
@@ -217,7 +297,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         if fmt is None:
             raise RejectedInput(
                 f"unsupported file type '{path.suffix or '(none)'}'; expected .txt, .html, .htm or .jsonl")
-        if not data.strip():
+        if not data or data.isspace():
             raise RejectedInput("empty file")
         if fmt != "jsonl" and len(data) > MAX_ARTICLE_BYTES:
             raise RejectedInput(f"article too large: {len(data):,} bytes > limit {MAX_ARTICLE_BYTES:,}")

@@ -177,6 +177,18 @@ def test_incremental_with_the_kept_index_matches_a_rebuilt_index() -> None:
     assert kept.index.df.sort("key").equals(whole.df.sort("key"))
 
 
+def test_carried_stories_are_rebuilt_when_their_articles_were_quarantined() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    first, first_stories, index = assign_stories(frame([rows["000"], rows["001"], rows["002"], rows["003"]]))
+    canonical = first_stories.filter(pl.col("n_articles") == 2)["canonical_article_id"].to_list()
+    kept = first.filter(pl.col("article_id") != canonical[0])  # validation quarantined one canonical article
+    new, stories, _ = assign_stories(frame([rows["004"]]), prior=kept, index=index, prior_stories=first_stories)
+    _, rebuilt, _ = assign_stories(frame([rows["004"]]), prior=kept)
+    assert stories.equals(rebuilt)
+    assert set(stories["canonical_article_id"]) <= {*kept["article_id"], *new["article_id"]}
+    assert sorted(stories["n_articles"]) == [1, 1, 2]
+
+
 def test_incremental_new_story_and_copy_of_prior() -> None:
     rows = {r["article_id"]: r for r in seed_rows()}
     first, _, _ = assign_stories(frame([rows["000"], rows["002"]]))

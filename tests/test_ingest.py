@@ -1,7 +1,10 @@
 """Ingest: every file found is logged; good articles load even from files with bad lines."""
 
+import json
+
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from tasks.ingest import MAX_ARTICLE_BYTES, ingest_sources
 from tests.conftest import BAD_INPUT, SEEDS
@@ -97,3 +100,45 @@ def test_unchanged_files_are_logged_but_not_reread():
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ingest_sources([tmp_path / "nope"], run_id="r1")
+
+
+
+def test_bulk_jsonl_path_gives_the_same_rows_and_log_as_the_per_line_path(tmp_path, monkeypatch):
+    import tasks.ingest as ingest
+
+    first = {"id": "a1", "title": "T", "url": "https://x.org/1", "outlet": "X", "published": "2024-01-02",
+             "text": "One é 😀"}
+    page = "<html><head><title>Summit</title></head><body><p>" + "Leaders met in Rome on Monday. " * 5 + "</p>"
+    records = [
+        first,
+        {"text": "no id, so the file name and line"},
+        {"id": "", "title": "", "body": "empty id and title", "text": " \x1f\u3000"},
+        {"id": 7, "title": True, "published": 2024, "text": "non-string fields take the per-line path"},
+        first,
+        {"id": "r", "title": 5, "text": "repeat of a per-line line"},
+        {"id": "r", "text": "repeat of a per-line line"},
+        {"id": "h", "html": page + "</body></html>"},
+        {"id": "none", "text": "  ", "body": None},
+        ["not", "an", "object"],
+    ]
+    text = "\n".join(json.dumps(r) for r in records) + "\n".join([
+        "", '{"id": "bad"', "", '{"id": "nan", "text": "NaN is lenient JSON", "x": NaN}\r',
+        '{"id": "sep", "text": "a\u2028b"}', '{"text": "first", "text": "last key wins"}',
+        '{"id": "big", "text": "huge int", "n": 123456789012345678901234567890}',
+    ])
+    (tmp_path / "a.jsonl").write_text(text, encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(json.dumps(first) + '\n{"id": "b", "text": "B"}\n', encoding="utf-8")
+    bulk = ingest.plain_jsonl_articles
+    assert bulk("a.jsonl", text.splitlines(), None).height == 7
+
+    raw, log = ingest.ingest_sources([tmp_path], run_id="r1")
+    monkeypatch.setattr(ingest, "plain_jsonl_articles", lambda source_file, _, at: bulk(source_file, [], at))
+    per_line_raw, per_line_log = ingest.ingest_sources([tmp_path], run_id="r1")
+
+    assert raw["ingested_at"].n_unique() == 1 and raw.schema == per_line_raw.schema
+    assert_frame_equal(raw.drop("ingested_at"), per_line_raw.drop("ingested_at"))
+    assert_frame_equal(log.drop("logged_at"), per_line_log.drop("logged_at"))
+    assert raw.height + log["source_line"].is_not_null().sum() == len(text.splitlines()) - 1 + 2
+    by_id = {r["source_id"]: r for r in raw.to_dicts()}
+    assert by_id["7"]["meta_title"] == "True" and by_id["a.jsonl:2"]["raw_text"] == "no id, so the file name and line"
+    assert by_id["a.jsonl:3"]["raw_text"] == "empty id and title" and by_id["a.jsonl:3"]["meta_title"] is None
