@@ -276,6 +276,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
                 + "\n  ".join(validated.critical_failures))
         tables = {**validated.tables,
+                  "stories": dedup.refresh_stories(validated.tables["articles"], validated.tables["stories"]),
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}
         replace, append = assemble.split_appends(stored, tables)

@@ -162,6 +162,12 @@ def build_index(articles: pl.DataFrame) -> DedupIndex:
     return DedupIndex(keys, df.cast(DF_SCHEMA))
 
 
+def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFrame:
+    """`stories` with the rows that no longer match `articles` (some were quarantined) rebuilt from them."""
+    pool, texts = _article_pool(articles.head(0), articles)
+    return _stories_table(pool, texts, stories)
+
+
 def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
     """Prior and new articles in copy order (earliest date, then smallest id) with a position index, and their
     texts: the inputs' bodies, not copied; the pool's `text_row` indexes them."""
@@ -249,9 +255,8 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     prior_buckets = prior_bands.select(
         "k", band=pl.int_ranges(pl.col("bands").list.len()).cast(pl.List(pl.Int16)), key="bands"
     ).explode("band", "key")
-    buckets = pl.concat([_buckets(unseen, bands).with_columns(new=True),
-                         prior_buckets.filter(pl.col("key") != 0).with_columns(new=False)])
-    buckets = buckets.filter(pl.col("new").any().over("band", "key"))
+    new_buckets = _buckets(unseen, bands)
+    buckets = pl.concat([new_buckets, prior_buckets.join(new_buckets, on=["band", "key"], how="semi")])
     # Prior copy links are kept as edges so a new copy of a prior copy reaches the same first copy.
     prior_links = (
         pool.filter(pl.col("duplicate_of").is_not_null())
@@ -459,6 +464,7 @@ def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
         "pos", "is_new", "published_date", key="block", w="block_w",
         week=pl.col("published_date").cast(pl.Int64) // DATE_WINDOW_DAYS,
     )
+    entries = entries.join(entries.filter("is_new").select("key").unique(), on="key", how="semi")
     register = entries.filter(pl.len().over("key", "week") <= BLOCK_MAX_PER_WEEK).select(
         "key", "week", j="pos", new_j="is_new", w_j="w", date_j="published_date"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.dedup import assign_stories, build_index
+from tasks.dedup import assign_stories, build_index, refresh_stories
 from tasks.ids import stable_id
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -187,6 +187,20 @@ def test_carried_stories_are_rebuilt_when_their_articles_were_quarantined() -> N
     assert stories.equals(rebuilt)
     assert set(stories["canonical_article_id"]) <= {*kept["article_id"], *new["article_id"]}
     assert sorted(stories["n_articles"]) == [1, 1, 2]
+
+
+def test_refresh_stories_after_quarantine_matches_the_kept_articles() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    articles, stories, _ = assign_stories(frame([rows["000"], rows["001"], rows["002"], rows["003"], rows["004"]]))
+    gone = stories.filter(pl.col("n_articles") == 2)["canonical_article_id"][0]
+    kept = articles.filter(pl.col("article_id") != gone)
+    refreshed = refresh_stories(kept, stories)
+    held = kept.group_by("story_id").len()
+    assert dict(zip(refreshed["story_id"], refreshed["n_articles"], strict=True)) == dict(held.iter_rows())
+    assert set(refreshed["canonical_article_id"]) <= set(kept["article_id"])
+    hit = articles.filter(pl.col("article_id") == gone)["story_id"].item()
+    others = pl.col("story_id") != hit
+    assert refreshed.filter(others).equals(stories.filter(others))
 
 
 def test_incremental_new_story_and_copy_of_prior() -> None:
