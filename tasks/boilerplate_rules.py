@@ -38,22 +38,30 @@ NUMERIC_LINE_SCORE = 1
 SHORT_LINE_WORDS = 12
 COMMENT_LINE_MAX_WORDS = 30
 BYLINE_WITH_DATE_MAX_WORDS = 25
+ICON_FONT_MIN_SHARE = 0.25
 
 
-def line_features(lines: pl.DataFrame) -> pl.DataFrame:
-    """From block text `t`, add comparison `key`, word counts, sentence shape and `score`."""
+def shape_features(lines: pl.DataFrame) -> pl.DataFrame:
+    """From block text `t`, add what the pattern rules read: word count, sentence shape, running text (`texty`)."""
     t = pl.col("t")
     lines = lines.with_columns(
-        t.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars().alias("key"),
         (t.str.count_matches(r"\w+") + t.str.count_matches(CJK_RE) // 2).alias("n_words"),
         t.str.contains(SENTENCE_END_RE).alias("ends_sentence"),
-        t.str.contains(r"\p{Ll}").alias("has_lower"),
-        t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
     )
     texty = ~pl.col("t").str.contains(r"(?:\.\.\.|…)$") & (
         ((pl.col("n_words") >= TEXTY_MIN_WORDS) & pl.col("ends_sentence")) | (pl.col("n_words") >= TEXTY_LONG_WORDS)
     )
-    lines = lines.with_columns(texty.alias("texty"))
+    return lines.with_columns(texty.alias("texty"))
+
+
+def line_features(lines: pl.DataFrame) -> pl.DataFrame:
+    """From block text `t`, add the shape features, comparison `key`, numbers and `score`."""
+    t = pl.col("t")
+    lines = shape_features(lines).with_columns(
+        t.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars().alias("key"),
+        t.str.contains(r"\p{Ll}").alias("has_lower"),
+        t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
+    )
     score = (
         pl.when(pl.col("n_words") == 0)
         .then(0)
@@ -81,7 +89,10 @@ def _matches(pattern: str) -> pl.Expr:
 SHORT = pl.col("n_words") <= SHORT_LINE_WORDS
 
 LINE_RULES: list[tuple[str, pl.Expr]] = [
-    ("icon_font", pl.col("t").str.count_matches(r"(?i)icon") >= 5),
+    (
+        "icon_font",  # icon names glued together ("icon bookmarkicon camera"), not a story about silicon
+        pl.col("t").str.count_matches(r"(?i)icon") >= (ICON_FONT_MIN_SHARE * pl.col("n_words")).clip(lower_bound=5),
+    ),
     (
         "media_timestamp",
         _matches(r"(?i)^(?:podcasts?|listen|play|pause|mute)$")
@@ -205,6 +216,15 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
         & ~pl.col("texty"),
     ),
 ]
+
+
+def pattern_rule_expr() -> pl.Expr:
+    """Name of the first rule in `LINE_RULES` that the block matches; null if none does."""
+    rule = pl.lit(None, dtype=pl.String)
+    for name, condition in reversed(LINE_RULES):
+        rule = pl.when(condition).then(pl.lit(name)).otherwise(rule)
+    return rule
+
 
 HARD_TAIL_RULES = ("comments",)
 SOFT_TAIL_RULES = ("tags", "author_bio")

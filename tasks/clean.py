@@ -1,7 +1,8 @@
 """Clean stage: normalise raw article text, strip boilerplate line by line, extract metadata.
 
 How a body is found, per batch and with polars expressions only (no per-line Python):
-1. normalise the text, split it into lines and merge hard-wrapped lines into blocks;
+1. normalise the text, split it into lines and merge hard-wrapped lines into blocks, keeping apart the lines that
+   stand alone (sign-offs, prompts, copyright lines), so that a rule never takes a whole paragraph with them;
 2. give every block features (words, sentence shape, numbers, repetition in the document and across the batch)
    and the first matching pattern rule from `tasks.boilerplate_rules` (captions, players, prompts, ...);
 3. score blocks (running text positive, menu items negative, longer menu runs more negative) and keep, per
@@ -28,13 +29,14 @@ import polars as pl
 from tasks.boilerplate_rules import (
     FULL_DATE_RE,
     HARD_TAIL_RULES,
-    LINE_RULES,
     PAGE_FURNITURE_RULES,
     SENTENCE_END_RE,
     SHORT_SENTENCE_SCORE,
     SOFT_TAIL_RULES,
     line_features,
     non_text_score_expr,
+    pattern_rule_expr,
+    shape_features,
 )
 from tasks.ids import stable_id_expr
 
@@ -82,6 +84,7 @@ WRAP_MIN_SHARE = 0.5
 FRAGMENT_MIN_WORDS = 4
 ABBREVIATION_END_RE = r"(?:\b(?:\p{Lu}\.){2,}|\b(?:Inc|Corp|Co|Ltd|Jr|Sr|Dr|Mr|Mrs|Ms|St|Gov|Sen|Rep|Gen|No|vs)\.)\s*$"
 WRAP_MIN_LINES = 2
+SIGN_OFF_MAX_WORDS = 3
 REPEATED_MIN_DOCS = 3
 REPEATED_MAX_WORDS = 20
 ECHO_WINDOW = 3
@@ -216,15 +219,17 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
     A document counts as hard-wrapped when most of its lines that run into a non-blank, non-indented next line
     are of typewriter width and do not end a sentence; there every break into a non-blank, non-indented line
     is soft. In any document, a line of some length running into a lowercase next line is wrapped too, unless
-    it ends a sentence (not just an abbreviation such as "U.S."). `wrapped` marks blocks of hard-wrapped
-    documents.
+    it ends a sentence (not just an abbreviation such as "U.S."). A line that stands alone (`standalone_lines`)
+    is never joined to its neighbours. `wrapped` marks blocks of hard-wrapped documents.
     """
     next_line = shift_in_doc(pl.col("line"), -1)
     ends_sentence = pl.col("line").str.contains(SENTENCE_END_RE)
     lines = lines.with_columns(
         ((pl.col("line").str.strip_chars() != "") & next_line.str.contains(r"^\S").fill_null(False)).alias("_runs_on"),
+        next_line.str.contains(r"^\p{Ll}").fill_null(False).alias("_next_lower"),
+    ).with_columns(
         (
-            next_line.str.contains(r"^\p{Ll}").fill_null(False)
+            pl.col("_next_lower")
             & (pl.col("line_len") >= WRAP_WIDTH[0] // 2)
             & (~ends_sentence | pl.col("line").str.contains(ABBREVIATION_END_RE))
         ).alias("_continues"),
@@ -235,7 +240,11 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
         wrap_like.sum().over("_doc") >= WRAP_MIN_LINES
     )
     lines = lines.with_columns(wrapped_doc.alias("wrapped"))
-    lines = lines.with_columns((pl.col("_runs_on") & (pl.col("wrapped") | pl.col("_continues"))).alias("_soft"))
+    lines = lines.with_columns(standalone_lines(lines).alias("_alone"))
+    joins = pl.col("_runs_on") & (pl.col("wrapped") | pl.col("_continues"))
+    lines = lines.with_columns(
+        (joins & ~pl.col("_alone") & ~shift_in_doc(pl.col("_alone"), -1).fill_null(False)).alias("_soft")
+    )
     block_start = ~shift_in_doc(pl.col("_soft"), 1).fill_null(False)
     lines = lines.with_columns(
         block_start.alias("_first"), block_start.cast(pl.Int64).cum_sum().over("_doc").alias("ln")
@@ -251,6 +260,37 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
         "char_end",
         "wrapped",
     ).with_columns(pl.col("line").str.replace_all(r"\s*\n\s*", " ").str.strip_chars().alias("t"))
+
+
+def standalone_lines(lines: pl.DataFrame) -> pl.Series:
+    """Per line, whether it stands alone in a hard-wrapped document: a sign-off, prompt or credit such as "REUTER",
+    "Advertisement" or "Click here to subscribe to our newsletter" set on its own line without a blank line around.
+
+    Candidates are complete lines (not of typewriter width running on: short, ending a sentence or before a break)
+    neither starting nor followed by a lowercase letter. One stands alone when a pattern rule matches it, or when it
+    follows a complete line and is a few words, no sentence, not ending in a function word ("REUTER"). For the rules,
+    a line after a running-on line is running text when it ends the sentence begun above ("Oil World newsletter
+    said." after "... the Hamburg-based"). Only the candidates get features and rules.
+    """
+    complete = ~(pl.col("_runs_on") & pl.col("_wrap_width"))
+    candidate = pl.col("wrapped") & complete & pl.col("line").str.contains(r"^[^\s\p{Ll}]") & ~pl.col("_next_lower")
+    index = lines.select(candidate.arg_true()).to_series()
+    candidates = lines.select(
+        pl.col("line").str.strip_chars().alias("t"),
+        shift_in_doc(complete, 1).fill_null(True).alias("after_complete"),
+    )[index]
+    sign_off = (
+        (pl.col("n_words") <= SIGN_OFF_MAX_WORDS)
+        & ~pl.col("ends_sentence")
+        & ~pl.col("t").str.contains(DANGLING_END_RE)
+        & pl.col("after_complete")
+    )
+    alone = (
+        shape_features(candidates)
+        .with_columns(pl.col("texty") | ~pl.col("after_complete") & pl.col("t").str.contains(r"[.!?](?:\W|$)"))
+        .select(pattern_rule_expr().is_not_null() | sign_off)
+    )
+    return pl.repeat(False, lines.height, eager=True).scatter(index, alone.to_series())
 
 
 def penalise_runs(lines: pl.DataFrame) -> pl.DataFrame:
@@ -429,9 +469,6 @@ def classify_lines(lines: pl.DataFrame) -> pl.DataFrame:
         shift_in_doc(pl.col("texty"), -1).fill_null(False).alias("next_texty"),
         shift_in_doc(pl.col("ln"), -1).is_not_null().alias("has_next"),
     )
-    pattern_rule = pl.lit(None, dtype=pl.String)
-    for rule, condition in reversed(LINE_RULES):
-        pattern_rule = pl.when(condition).then(pl.lit(rule)).otherwise(pattern_rule)
     corpus_repeated = (
         (pl.col("key_docs") >= REPEATED_MIN_DOCS) & ~pl.col("ends_sentence") & (pl.col("n_words") <= REPEATED_MAX_WORDS)
     )
@@ -443,7 +480,7 @@ def classify_lines(lines: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("separator"))
         .otherwise(
             pl.coalesce(
-                pattern_rule,
+                pattern_rule_expr(),
                 pl.when(echoes_neighbour).then(pl.lit("repeated_line")),
                 pl.when(corpus_repeated).then(pl.lit("corpus_repeated")),
             )

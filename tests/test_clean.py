@@ -351,6 +351,25 @@ def test_hard_wrapped_newswire_paragraphs_are_joined():
     ]
 
 
+def test_hard_wrapped_story_keeps_its_lines_apart_from_header_and_footer_lines():
+    story = [
+        "HAMBURG, May 4 - Palm oil output in Malaysia and Indonesia is",
+        "likely to drop sharply this year because of lower yields and",
+        "poor weather in the main growing areas, the Hamburg-based",
+        "Oil World newsletter said.",
+        "Traders in London said prices could rise further if the dry",
+        "weather persists into the summer months, and that buyers in",
+        "India and Pakistan had already started to cover their needs",
+        "for the second half of the year, the report added.",
+    ]
+    header = ["Advertisement"]
+    footer = ["REUTER", "Copyright 1987 Reuters Ltd. All rights reserved.", "Click here to subscribe to our newsletter"]
+    row, boilerplate = clean_one("\n".join(header + story + footer))
+    assert row["body"] == " ".join(story)
+    assert boilerplate["text"].to_list() == header + footer
+    assert {"advertisement", "cookie_newsletter", "share_prompt"} <= set(boilerplate["rule"])
+
+
 def test_navigation_menus_and_related_lists_removed():
     story = (
         "The alliance agreed on Thursday to set up a new mission to coordinate support for Ukraine, diplomats said.\n"
