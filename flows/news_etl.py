@@ -241,6 +241,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         cleaned = clean_task.map(assemble.batches(raw, batch_size)).result()
         del raw
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
+        del cleaned  # the per-batch frames: dedup's memory peak comes next
         log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
         stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
         prior_stories = prior.get("stories") if prior is stored else None  # stale once articles were superseded
