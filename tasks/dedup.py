@@ -54,7 +54,7 @@ MAX_DENSE_CLUSTER = 3000
 SPLIT_MIN_HALF = 3
 SPLIT_RATIO = 0.35
 EVIDENCE_TERMS = 4
-PROBE_CHUNK_DOCS = 20_000  # new docs whose candidate pairs are gathered at once: bounds memory
+PROBE_CHUNK_DOCS = 20_000  # docs whose blocking keys or candidate pairs are built at once: bounds memory
 BASE_SCHEMA = {
     "article_id": pl.String,
     "outlet": pl.String,
@@ -380,14 +380,7 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index
     """Story per new doc (pos, cluster_story, cluster_score, cluster_evidence), the new docs' blocking keys,
     and the feature frequencies including them."""
     empty = {"pos": pl.Int64, "cluster_story": pl.String, "cluster_score": pl.Float64, "cluster_evidence": pl.String}
-    counts, vocab = story_features(texts, new["text_row"].to_numpy(), new["title"])
-    df = (
-        pl.concat([index.df, doc_frequencies(counts)], how="vertical_relaxed")
-        .group_by("key").agg(pl.col("df").sum())
-        .cast(DF_SCHEMA)
-    )
-    n_docs = int(index.keys["block"].is_not_null().sum()) + new.height
-    x_new = tfidf_matrix(counts, new.height, df, n_docs)
+    x_new, vocab, df, n_docs = _new_vectors(texts, new, index)
     new_blocks = _blocking_keys(x_new, df, n_docs).join(
         new.select("pos").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
     ).drop("doc")
@@ -427,23 +420,42 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index
     return labels, blocks, df
 
 
+def _new_vectors(texts: pl.Series, new: pl.DataFrame, index: DedupIndex
+                 ) -> tuple[sp.csr_matrix, pl.DataFrame, pl.DataFrame, int]:
+    """TF-IDF rows of the new docs, their vocabulary, the feature frequencies including them, and the number of
+    clustered docs those frequencies count."""
+    counts, vocab = story_features(texts, new["text_row"].to_numpy(), new["title"])
+    df = (
+        pl.concat([index.df, doc_frequencies(counts)], how="vertical_relaxed")
+        .group_by("key").agg(pl.col("df").sum())
+        .cast(DF_SCHEMA)
+    )
+    n_docs = int(index.keys["block"].is_not_null().sum()) + new.height
+    return tfidf_matrix(counts, new.height, df, n_docs), vocab, df, n_docs
+
+
 def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFrame:
     """Per row of `x` (doc) its blocking keys and weights: the BLOCK_TOP_K top-weighted rare-but-repeated
     features, plus the BLOCK_TOP_UNIQUE top-weighted features no other doc has yet, which are what a later
     article of the same story will share with it."""
     max_df = max(BLOCK_MIN_MAX_DF, int(BLOCK_MAX_DF * n_docs))
-    coo = x.tocoo()
-    rows = pl.DataFrame({"doc": coo.row.astype(np.int64), "key": coo.col.astype(np.int64), "w": coo.data})
-    top = (
-        rows.join(df, on="key", how="left")
-        .filter(pl.col("df") <= max_df)
-        .with_columns(unique=pl.col("df") == 1)
-        .sort("doc", "unique", "w", "key", descending=[False, False, True, False])
-        .filter(pl.int_range(pl.len()).over("doc", "unique")
-                < pl.when("unique").then(BLOCK_TOP_UNIQUE).otherwise(BLOCK_TOP_K))
-        .group_by("doc", maintain_order=True)
-        .agg(block="key", block_w="w")
-    )
+    tops = []
+    for start in range(0, x.shape[0], PROBE_CHUNK_DOCS):  # a chunk of rows at a time: bounds memory
+        coo = x[start : start + PROBE_CHUNK_DOCS].tocoo()
+        rows = pl.DataFrame({"doc": coo.row.astype(np.int64) + start, "key": coo.col.astype(np.int64),
+                             "w": coo.data})
+        tops.append(
+            rows.join(df, on="key", how="left")
+            .filter(pl.col("df") <= max_df)
+            .with_columns(unique=pl.col("df") == 1)
+            .sort("doc", "unique", "w", "key", descending=[False, False, True, False])
+            .filter(pl.int_range(pl.len()).over("doc", "unique")
+                    < pl.when("unique").then(BLOCK_TOP_UNIQUE).otherwise(BLOCK_TOP_K))
+            .group_by("doc", maintain_order=True)
+            .agg(block="key", block_w="w")
+        )
+    top = pl.concat(tops) if tops else pl.DataFrame(
+        schema={"doc": pl.Int64, "block": pl.List(pl.Int64), "block_w": pl.List(pl.Float32)})
     every = pl.DataFrame({"doc": np.arange(x.shape[0], dtype=np.int64)})
     return every.join(top, on="doc", how="left", maintain_order="left").with_columns(
         pl.col("block").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
