@@ -208,7 +208,7 @@ class _ShingleRows:
             ks = ks[self.row_of[ks] < 0]
             if not len(ks):
                 return
-            matrix, _ = shingle_sets(self.texts, self.text_rows[ks])
+            matrix, _ = shingle_sets(self.texts, self.text_rows[ks], with_bands=False)
         self.row_of[ks] = self.n + np.arange(len(ks))
         self.parts.append(matrix)
         self.n += len(ks)
@@ -257,6 +257,7 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     ).explode("band", "key")
     new_buckets = _buckets(unseen, bands)
     buckets = pl.concat([new_buckets, prior_buckets.join(new_buckets, on=["band", "key"], how="semi")])
+    shingles.add(buckets["k"].unique().to_numpy())  # the prior texts that can be candidates, shingled at once
     # Prior copy links are kept as edges so a new copy of a prior copy reaches the same first copy.
     prior_links = (
         pool.filter(pl.col("duplicate_of").is_not_null())
@@ -274,9 +275,10 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
         pair = pair["pair"].to_numpy()
         i, j = pair // len(rep_pos), pair % len(rep_pos)
         near = shingles.jaccard(i, j) >= NEAR_JACCARD
-        src.append(i[near])
-        dst.append(j[near])
-        comp = _components(len(rep_pos), src, dst)
+        if near.any():
+            src.append(i[near])
+            dst.append(j[near])
+            comp = _components(len(rep_pos), src, dst)
     groups = reps.select("rep", "k", "unseen").with_columns(comp=comp).with_columns(
         root=pl.col("rep").min().over("comp"), root_k=pl.col("k").min().over("comp")
     )

@@ -54,9 +54,10 @@ def word_shingles(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return doc[:end][same_doc], sh[same_doc]
 
 
-def shingle_sets(texts: pl.Series, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Per text `texts[rows]`: its shingle set as a binary CSR row, and its MinHash band keys (n x MINHASH_BANDS,
-    uint64; all zero for a text too short to shingle). Texts are gathered and processed CHUNK_DOCS at a time."""
+def shingle_sets(texts: pl.Series, rows: np.ndarray, with_bands: bool = True) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Per text `texts[rows]`: its shingle set as a binary CSR row, and (`with_bands`) its MinHash band keys
+    (n x MINHASH_BANDS, uint64; all zero for a text too short to shingle, or without `with_bands`). Texts are
+    gathered and processed CHUNK_DOCS at a time."""
     matrices, bands = [], []
     for start in range(0, len(rows), CHUNK_DOCS):
         part = texts.gather(rows[start : start + CHUNK_DOCS])
@@ -66,7 +67,8 @@ def shingle_sets(texts: pl.Series, rows: np.ndarray) -> tuple[sp.csr_matrix, np.
         m.sum_duplicates()
         m.data[:] = 1.0
         matrices.append(m)
-        bands.append(minhash_bands(doc, sh, len(part)))
+        bands.append(minhash_bands(doc, sh, len(part)) if with_bands else np.zeros((len(part), MINHASH_BANDS),
+                                                                                        np.uint64))
     if not matrices:
         return sp.csr_matrix((0, SHINGLE_SPACE), dtype=np.float32), np.zeros((0, MINHASH_BANDS), np.uint64)
     return sp.vstack(matrices, format="csr"), np.vstack(bands)
