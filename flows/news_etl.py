@@ -106,9 +106,9 @@ def read_prior(warehouse_dir: str, full_refresh: bool) -> dict[str, pl.DataFrame
 
 
 @task(name="ingest", **IO_RETRIES, timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
-def ingest_task(source_dirs: list[str], run_id: str, skip_hashes: frozenset[str]):
+def ingest_task(source_dirs: list[str], run_id: str, manifest: pl.DataFrame | None):
     """Read new or changed input files."""
-    return ingest.ingest_sources(source_dirs, run_id, skip_hashes)
+    return ingest.ingest_sources(source_dirs, run_id, manifest)
 
 
 # clean and extract run per batch in the task runner's worker threads, where Prefect cannot enforce a timeout.
@@ -231,8 +231,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
         prior = read_prior(warehouse_dir, full_refresh)
         log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
-        skip = frozenset(prior["manifest"]["file_hash"]) if prior.get("manifest") is not None else frozenset()
-        raw, ingest_log = ingest_task(source_dirs, run_id, skip)
+        raw, ingest_log = ingest_task(source_dirs, run_id, prior.get("manifest"))
         files = ingest_log.filter(pl.col("source_line").is_null())
         log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
                   unchanged=int(files["reason"].str.starts_with("unchanged").sum()),

@@ -11,7 +11,8 @@ PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
 # The dedup index: pipeline state kept in the snapshot beside the tables, without a view and not validated.
 INDEX_KEYS, INDEX_DF = "_dedup_keys", "_dedup_df"
 HISTORY_TABLES = ("ingest_log", "dq_results", "quarantine")
-MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String}
+MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String, "file_bytes": pl.Int64,
+                   "file_mtime_ns": pl.Int64}
 
 
 def stack(prior: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:

@@ -43,6 +43,7 @@ LOG_SCHEMA = {
     "n_articles": pl.Int64,
     "format": pl.String,
     "file_bytes": pl.Int64,
+    "file_mtime_ns": pl.Int64,
     "file_hash": pl.String,
     "run_id": pl.String,
     "logged_at": pl.Datetime("us", "UTC"),
@@ -272,14 +273,40 @@ def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: Inges
     return articles.height - len(repeats)
 
 
-def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult,
-              skip_hashes: frozenset[str]) -> None:
-    """Read one file into `result`: its articles and exactly one file-level log row."""
+@dataclass(frozen=True)
+class Loaded:
+    """Files earlier runs loaded (the warehouse manifest): content hashes, and per path its size, modification
+    time and hash."""
+
+    hashes: frozenset[str] = frozenset()
+    stats: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_manifest(cls, manifest: pl.DataFrame | None) -> Loaded:
+        if manifest is None:
+            return cls()
+        if "file_mtime_ns" not in manifest.columns:  # a manifest from before sizes and times were kept
+            return cls(frozenset(manifest["file_hash"]))
+        rows = manifest.filter(pl.col("file_mtime_ns").is_not_null()).select(
+            "source_file", "file_bytes", "file_mtime_ns", "file_hash").iter_rows()
+        return cls(frozenset(manifest["file_hash"]), {path: (size, mtime, sha) for path, size, mtime, sha in rows})
+
+
+def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:
+    """Read one file into `result`: its articles and exactly one file-level log row. A file whose path, size
+    and modification time match a loaded one is not read at all; one whose content hash matches is not parsed."""
     source_file = path.as_posix()
     fmt = ARTICLE_SUFFIXES.get(path.suffix.lower())
     log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
-           "file_hash": None, "run_id": run_id, "logged_at": ingested_at}
+           "file_mtime_ns": None, "file_hash": None, "run_id": run_id, "logged_at": ingested_at}
     try:
+        stat = path.stat()
+        log["file_bytes"], log["file_mtime_ns"] = stat.st_size, stat.st_mtime_ns
+        known = loaded.stats.get(source_file)
+        if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            result.log.append({**log, "file_hash": known[2], "status": "ok", "n_articles": 0,
+                               "reason": "unchanged since an earlier run (same size and time); not read"})
+            return
         data = path.read_bytes()
     except FileNotFoundError:
         result.log.append({**log, "status": "error", "reason": "file disappeared before it could be read",
@@ -289,7 +316,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         result.log.append({**log, "status": "error", "reason": f"cannot read file: {err.strerror}", "n_articles": 0})
         return
     log["file_bytes"], log["file_hash"] = len(data), hashlib.sha256(data).hexdigest()
-    if log["file_hash"] in skip_hashes:
+    if log["file_hash"] in loaded.hashes:
         result.log.append({**log, "status": "ok", "reason": "unchanged since an earlier run; not re-read",
                            "n_articles": 0})
         return
@@ -314,14 +341,16 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
 
 
 def ingest_sources(source_dirs: list[str | Path], run_id: str,
-                   skip_hashes: frozenset[str] = frozenset()) -> tuple[pl.DataFrame, pl.DataFrame]:
+                   manifest: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read every file under the source folders into (raw_articles, ingest_log).
 
-    Files whose content hash is in `skip_hashes` (loaded by an earlier run) are logged but not re-read.
+    Files the `manifest` lists as loaded by an earlier run are logged but not re-read: without even reading
+    them when path, size and modification time match, else when their content hash matches.
     """
+    loaded = Loaded.from_manifest(manifest)
     ingested_at = datetime.now(UTC).replace(microsecond=0)
     result = IngestResult()
     for path in discover_files(source_dirs):
-        read_file(path, ingested_at, run_id, result, skip_hashes)
+        read_file(path, ingested_at, run_id, result, loaded)
         result.flush(min_rows=FLUSH_ROWS)
     return result.frames()

@@ -1,6 +1,8 @@
 """Ingest: every file found is logged; good articles load even from files with bad lines."""
 
 import json
+import os
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -92,9 +94,26 @@ def test_file_that_disappears_mid_run_is_an_error_and_the_rest_loads(tmp_path, m
 
 def test_unchanged_files_are_logged_but_not_reread():
     _, first = ingest_sources([SEEDS], run_id="r1")
-    raw, log = ingest_sources([SEEDS], run_id="r2", skip_hashes=frozenset(first["file_hash"][:3]))
+    raw, log = ingest_sources([SEEDS], run_id="r2", manifest=first.head(3).select("file_hash"))
     assert raw.height == 2
     assert log.filter(pl.col("reason").str.starts_with("unchanged")).height == 3
+
+
+def test_files_with_the_same_size_and_time_are_not_even_read(tmp_path, monkeypatch):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"Story {name} says the minister resigned on Monday after the vote.")
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    stamp = (tmp_path / "c.txt").stat().st_mtime_ns
+    (tmp_path / "c.txt").write_text("Story c.txt says the minister resigned on Sunday after the vote.")
+    os.utime(tmp_path / "c.txt", ns=(stamp, stamp))  # same size and time: taken as unchanged, by design
+    (tmp_path / "b.txt").write_text("Story b.txt says the minister stayed on Monday after the vote!!")
+    read = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self, real=Path.read_bytes: read.append(self.name) or real(self))
+    raw, log = ingest_sources([tmp_path], run_id="r2", manifest=first)
+    assert read == ["b.txt"] and raw["source_id"].to_list() == ["b.txt"]
+    reasons = dict(zip(log["source_file"].str.split("/").list.last(), log["reason"], strict=True))
+    assert reasons["a.txt"] == reasons["c.txt"] == "unchanged since an earlier run (same size and time); not read"
+    assert log.filter(pl.col("source_file").str.ends_with("a.txt"))["file_hash"].item() == first["file_hash"][0]
 
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
