@@ -6,6 +6,9 @@ run) share one column space: the index stored in the warehouse stays valid as th
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import polars as pl
@@ -57,21 +60,23 @@ def word_shingles(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 def shingle_sets(texts: pl.Series, rows: np.ndarray, with_bands: bool = True) -> tuple[sp.csr_matrix, np.ndarray]:
     """Per text `texts[rows]`: its shingle set as a binary CSR row, and (`with_bands`) its MinHash band keys
     (n x MINHASH_BANDS, uint64; all zero for a text too short to shingle, or without `with_bands`). Texts are
-    gathered and processed CHUNK_DOCS at a time."""
-    matrices, bands = [], []
-    for start in range(0, len(rows), CHUNK_DOCS):
+    gathered and processed CHUNK_DOCS at a time, one chunk per core (numpy and polars release the GIL here)."""
+
+    def chunk(start: int) -> tuple[sp.csr_matrix, np.ndarray]:
         part = texts.gather(rows[start : start + CHUNK_DOCS])
         doc, sh = word_shingles(part)
         m = sp.csr_matrix((np.ones(len(doc), np.float32), (doc, (sh >> np.uint64(34)).astype(np.int32))),
                           shape=(len(part), SHINGLE_SPACE))
         m.sum_duplicates()
         m.data[:] = 1.0
-        matrices.append(m)
-        bands.append(minhash_bands(doc, sh, len(part)) if with_bands else np.zeros((len(part), MINHASH_BANDS),
-                                                                                        np.uint64))
-    if not matrices:
+        bands = minhash_bands(doc, sh, len(part)) if with_bands else np.zeros((len(part), MINHASH_BANDS), np.uint64)
+        return m, bands
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        parts = list(pool.map(chunk, range(0, len(rows), CHUNK_DOCS)))
+    if not parts:
         return sp.csr_matrix((0, SHINGLE_SPACE), dtype=np.float32), np.zeros((0, MINHASH_BANDS), np.uint64)
-    return sp.vstack(matrices, format="csr"), np.vstack(bands)
+    return sp.vstack([m for m, _ in parts], format="csr"), np.vstack([b for _, b in parts])
 
 
 def minhash_bands(doc: np.ndarray, sh: np.ndarray, n_docs: int) -> np.ndarray:
