@@ -153,7 +153,7 @@ def build_index(articles: pl.DataFrame) -> DedupIndex:
     ).drop("doc")
     keys = (
         articles.select("article_id")
-        .join(reps.select("article_id", bands=pl.Series(list(bands), dtype=pl.List(pl.UInt64))),
+        .join(reps.select("article_id", bands=_band_lists(bands)),
               on="article_id", how="left", maintain_order="left")
         .join(blocks, on="article_id", how="left", maintain_order="left")
         .select(list(KEYS_SCHEMA))
@@ -309,8 +309,13 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
         .otherwise("story_evidence"),
     ).drop("rep", "k", "target", "target_id", "jaccard")
     new_bands = pl.DataFrame({"article_id": pool["article_id"].gather(rep_pos[unseen]),
-                              "bands": pl.Series(list(bands), dtype=pl.List(pl.UInt64))})
+                              "bands": _band_lists(bands)})
     return pool, new_bands
+
+
+def _band_lists(bands: np.ndarray) -> pl.Series:
+    """The rows of a band-key matrix as a list column (a zero-copy conversion, not one list per row)."""
+    return pl.Series(bands).cast(pl.List(pl.UInt64))
 
 
 def _buckets(ks: np.ndarray, bands: np.ndarray) -> pl.DataFrame:

@@ -227,14 +227,18 @@ def test_article_with_no_text_left_is_quarantined_with_its_story():
     )
     result = run(t)
     assert result.critical_failures == []
-    moved = {(r["table_name"], r["row_key"]): r["reason"] for r in result.quarantine.iter_rows(named=True)}
-    assert moved == {
+    assert quarantine_reasons(result) == {
         ("articles", "a3"): "no article text left after cleaning",
         ("boilerplate", "a3"): "its articles row (same article_id) was quarantined",
         ("stories", "s2"): "all its articles rows were quarantined",
     }
     assert result.tables["stories"]["story_id"].to_list() == ["s1"]
     assert result.tables["articles"]["article_id"].to_list() == ["a1", "a2"]
+
+
+def quarantine_reasons(result) -> dict[tuple[str, str], str]:
+    """(table, row key) -> reason of every quarantined row."""
+    return {(r["table_name"], r["row_key"]): r["reason"] for r in result.quarantine.iter_rows(named=True)}
 
 
 def test_event_left_without_mentions_is_quarantined():
@@ -325,8 +329,7 @@ def test_incremental_run_quarantines_a_failing_new_row_with_its_dependents():
     t["articles"] = with_residual_boilerplate(t["articles"], "a3")
     result = run(t, loaded=loaded)
     assert result.critical_failures == []
-    moved = {(r["table_name"], r["row_key"]): r["reason"] for r in result.quarantine.iter_rows(named=True)}
-    assert moved == {
+    assert quarantine_reasons(result) == {
         ("articles", "a3"): "residual boilerplate in body (icon-font run or player timestamps)",
         ("event_mentions", "e2"): "its articles row (same article_id) was quarantined",
         ("events", "e2"): "all its event_mentions rows were quarantined",
