@@ -227,7 +227,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
     log_stage = StageLog(logger)
     source_dirs = [source_dir] if isinstance(source_dir, str) else list(source_dir)
     run_id = flow_run.id or uuid.uuid4().hex
-    with load.writer_lock(warehouse_dir, load_settings().lock_wait_seconds, on_wait=logger.warning):
+    settings = load_settings()
+    with load.writer_lock(warehouse_dir, settings.lock_wait_seconds, on_wait=logger.warning):
         log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
         prior = read_prior(warehouse_dir, full_refresh)
         log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
@@ -236,8 +237,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
                   unchanged=int(files["reason"].str.starts_with("unchanged").sum()),
                   rejected=int((ingest_log["status"] != "ok").sum()), articles=raw.height)
-        batch_size = load_settings().batch_size
-        cleaned = clean_task.map(assemble.batches(raw, batch_size)).result()
+        batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
+        cleaned = clean_task.map(assemble.batches(raw, batch_rows, batch_bytes, "raw_text")).result()
         del raw
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         del cleaned  # the per-batch frames: dedup's memory peak comes next
@@ -250,7 +251,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         log_stage("dedup", stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
         cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
         prune_cache(cache_dir)
-        extracted = extract_task.with_options(result_storage=cache_dir).map(assemble.batches(articles, batch_size))
+        extracted = extract_task.with_options(result_storage=cache_dir).map(
+            assemble.batches(articles, batch_rows, batch_bytes, "body"))
         mentions, quotes = (assemble.concat(list(frames)) for frames in zip(*extracted.result(), strict=True))
         cached = sum(future.state.name == "Cached" for future in extracted)
         log_stage("extract", f"{cached} of {len(extracted)} batches cached" if cached else "",

@@ -19,7 +19,8 @@ class Settings:
     warehouse_dir: str = "warehouse"
     expectations_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "expectations")
     lock_wait_seconds: float = 0.0
-    batch_size: int = 50_000  # articles per clean/extract task
+    batch_size: int = 50_000  # at most this many articles per clean/extract task...
+    batch_mb: float = 16.0  # ...and at most this many MB of their text, so a task's memory is bounded
     dask_address: str | None = None  # run per-batch tasks on this Dask scheduler ("local": a temporary cluster)
 
 
@@ -33,5 +34,6 @@ def load_settings() -> Settings:
         expectations_dir=Path(env.get("NEWSETL_EXPECTATIONS_DIR", defaults.expectations_dir)),
         lock_wait_seconds=float(env.get("NEWSETL_LOCK_WAIT_SECONDS", defaults.lock_wait_seconds)),
         batch_size=int(env.get("NEWSETL_BATCH_SIZE", defaults.batch_size)),
+        batch_mb=float(env.get("NEWSETL_BATCH_MB", defaults.batch_mb)),
         dask_address=env.get("NEWSETL_DASK_ADDRESS") or defaults.dask_address,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
+import numpy as np
 import polars as pl
 
 from tasks.dedup import DedupIndex
@@ -22,9 +25,21 @@ def stack(prior: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([prior, new], how="diagonal_relaxed")
 
 
-def batches(frame: pl.DataFrame, size: int) -> list[pl.DataFrame]:
-    """`frame` cut into consecutive slices of at most `size` rows (zero-copy); one empty slice if it is empty."""
-    return [frame.slice(start, size) for start in range(0, frame.height, size)] or [frame]
+def batches(frame: pl.DataFrame, max_rows: int, max_bytes: int | None = None,
+            text_column: str | None = None) -> list[pl.DataFrame]:
+    """`frame` cut into consecutive zero-copy slices of at most `max_rows` rows and at most `max_bytes` of text in
+    `text_column` (a longer row gets a slice of its own), so a batch's memory does not depend on article length;
+    one empty slice if `frame` is empty."""
+    if max_bytes is None or text_column is None:
+        bounds = [*range(0, frame.height, max_rows), frame.height]
+    else:
+        ends = frame[text_column].str.len_bytes().fill_null(0).cast(pl.Int64).cum_sum().to_numpy()
+        bounds = [0]
+        while bounds[-1] < frame.height:
+            start = bounds[-1]
+            fits = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + max_bytes, side="right"))
+            bounds.append(min(max(fits, start + 1), start + max_rows))
+    return [frame.slice(start, end - start) for start, end in pairwise(bounds)] or [frame]
 
 
 def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -13,6 +13,16 @@ def test_batches_cover_every_row_once_in_order():
     assert [p.height for p in batches(frame.clear(), 3)] == [0]
 
 
+def test_batches_hold_at_most_max_bytes_of_text_and_a_longer_article_alone():
+    texts = ["a" * 5, "b" * 3, "c" * 20, "d", None, "e" * 4, "f" * 8]
+    frame = pl.DataFrame({"article_id": [str(i) for i in range(len(texts))], "body": texts})
+    parts = batches(frame, 3, max_bytes=8, text_column="body")
+    assert [p["article_id"].to_list() for p in parts] == [["0", "1"], ["2"], ["3", "4", "5"], ["6"]]
+    assert concat(parts).equals(frame)
+    assert [p.height for p in batches(frame, 2, max_bytes=1000, text_column="body")] == [2, 2, 2, 1]
+    assert [p.height for p in batches(frame.clear(), 3, max_bytes=8, text_column="body")] == [0]
+
+
 def test_tables_that_only_gained_rows_are_appended_the_rest_rewritten():
     prior = {"articles": pl.DataFrame({"article_id": ["a", "b"]}),
              "quotes": pl.DataFrame({"article_id": ["a"], "quote_id": ["q1"]})}
