@@ -255,7 +255,9 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
             assemble.batches(articles, batch_rows, batch_bytes, "body"))
         mentions, quotes = (assemble.concat(list(frames)) for frames in zip(*extracted.result(), strict=True))
         cached = sum(future.state.name == "Cached" for future in extracted)
-        log_stage("extract", f"{cached} of {len(extracted)} batches cached" if cached else "",
+        n_batches = len(extracted)
+        del extracted  # its futures hold each batch's result
+        log_stage("extract", f"{cached} of {n_batches} batches cached" if cached else "",
                   event_mentions=mentions.height, quotes=quotes.height)
         new = {"articles": articles, "boilerplate": boilerplate, "stories": stories, "event_mentions": mentions,
                "quotes": quotes, "ingest_log": ingest_log,
@@ -272,17 +274,21 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         log_stage("validate", checks_passed=validated.dq_results.height - failed, checks_failed=failed,
                   rows_quarantined=validated.quarantine.height)
         stages = stage_counts(ingest_log, new, tables["events"], validated)
+        index = deduped.index
+        del new, deduped, articles, boilerplate, mentions, quotes  # validated.tables holds what loads
         if validated.critical_failures:
             publish_summary(summary_markdown(stages, {}, validated, time.monotonic() - started, data_docs))
             raise validate.DataQualityError(
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
                 + "\n  ".join(validated.critical_failures))
-        tables = {**validated.tables,
-                  "stories": dedup.refresh_stories(validated.tables["articles"], validated.tables["stories"]),
+        stories = validated.tables["stories"]
+        if validated.tables["articles"].height < tables["articles"].height:  # their stories lost quarantined articles
+            stories = dedup.refresh_stories(validated.tables["articles"], stories)
+        tables = {**validated.tables, "stories": stories,
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}
         replace, append = assemble.split_appends(stored, tables)
-        index_replace, index_append = assemble.index_tables(deduped.index, rebuilt_index, tables["articles"])
+        index_replace, index_append = assemble.index_tables(index, rebuilt_index, tables["articles"])
         warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)
