@@ -25,6 +25,9 @@ TIMESTAMP_ONLY_RE = (
 )
 SENTENCE_END_RE = r"[.!?。！？][\"')\]»」]*$"
 CJK_RE = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
+# a run of non-word characters (underscore included) other than a lone space: what `key` turns into one space
+# (replacing a lone space by a space changes nothing, and skipping those runs saves a match per word)
+KEY_SEPARATOR_RE = r"[\W_]*(?:[^\w ]|_| {2})[\W_]*"
 AGENCIES = r"(?:EPA|AFP|AP|Reuters|Getty Images|Getty|Shutterstock|Bloomberg|Xinhua|TASS|Sputnik|Anadolu|PA|UPI|MEGA)"
 
 TEXTY_MIN_WORDS = 8
@@ -58,7 +61,7 @@ def line_features(lines: pl.DataFrame) -> pl.DataFrame:
     """From block text `t`, add the shape features, comparison `key`, numbers and `score`."""
     t = pl.col("t")
     lines = shape_features(lines).with_columns(
-        t.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars().alias("key"),
+        t.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars().alias("key"),
         t.str.contains(r"\p{Ll}").alias("has_lower"),
         t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
     )

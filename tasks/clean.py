@@ -29,6 +29,7 @@ import polars as pl
 from tasks.boilerplate_rules import (
     FULL_DATE_RE,
     HARD_TAIL_RULES,
+    KEY_SEPARATOR_RE,
     PAGE_FURNITURE_RULES,
     SENTENCE_END_RE,
     SHORT_SENTENCE_SCORE,
@@ -141,7 +142,7 @@ def repair_glue_expr(text: pl.Expr) -> pl.Expr:
 
 def normalized_key_expr(text: pl.Expr) -> pl.Expr:
     """Lowercase, punctuation-insensitive, whitespace-collapsed form used for comparisons and hashing."""
-    return text.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars()
+    return text.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars()
 
 
 def outlet_from_domain_expr(url: pl.Expr) -> pl.Expr:
