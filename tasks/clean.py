@@ -198,7 +198,7 @@ def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("line").str.len_chars().alias("line_len"))
     )
     return lines.with_columns(
-        (pl.col("header_len") + (pl.col("line_len") + 1).cum_sum().over("_doc") - pl.col("line_len") - 1).alias(
+        (pl.col("header_len") + cum_sum_in_doc(pl.col("line_len").cast(pl.Int64) + 1) - pl.col("line_len") - 1).alias(
             "char_start"
         )
     ).with_columns((pl.col("char_start") + pl.col("line_len")).alias("char_end"))
@@ -207,6 +207,23 @@ def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
 def shift_in_doc(expr: pl.Expr, n: int) -> pl.Expr:
     """`expr.shift(n).over("_doc")` for rows grouped by document (a document's rows are contiguous), but cheaper."""
     return pl.when(pl.col("_doc").shift(n) == pl.col("_doc")).then(expr.shift(n))
+
+
+def doc_start() -> pl.Expr:
+    """The row is the first of its document (rows grouped by document)."""
+    return (pl.col("_doc") != pl.col("_doc").shift(1)).fill_null(True)
+
+
+def cum_sum_since(expr: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Running sum of `expr` (no nulls) that restarts at each row where `start` holds (true on the first row): one
+    running total minus its value before the last start, no window over groups."""
+    total = expr.cum_sum()
+    return total - pl.when(start).then(total - expr).forward_fill()
+
+
+def cum_sum_in_doc(expr: pl.Expr) -> pl.Expr:
+    """`expr.cum_sum().over("_doc")` for rows grouped by document, but cheaper."""
+    return cum_sum_since(expr, doc_start())
 
 
 def title_case_expr(text: pl.Expr) -> pl.Expr:
@@ -248,7 +265,7 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
     )
     block_start = ~shift_in_doc(pl.col("_soft"), 1).fill_null(False)
     lines = lines.with_columns(
-        block_start.alias("_first"), block_start.cast(pl.Int64).cum_sum().over("_doc").alias("ln")
+        block_start.alias("_first"), cum_sum_in_doc(block_start.cast(pl.Int64)).alias("ln")
     )
     block_end = lines.filter(~pl.col("_soft"))["char_end"]
     blocks = lines.filter(pl.col("_first")).with_columns(block_end.alias("char_end"))
@@ -296,12 +313,10 @@ def standalone_lines(lines: pl.DataFrame) -> pl.Series:
 
 def penalise_runs(lines: pl.DataFrame) -> pl.DataFrame:
     """Multiply each negative line score by its rank in the run of non-text lines it sits in (menus separate)."""
-    lines = lines.with_columns((pl.col("score") > SHORT_SENTENCE_SCORE).cum_sum().over("_doc").alias("_run"))
+    run_start = doc_start() | (pl.col("score") > SHORT_SENTENCE_SCORE)
     negative = pl.col("score") < 0
-    rank = negative.cast(pl.Int64).cum_sum().over("_doc", "_run").clip(upper_bound=RUN_RANK_CAP)
-    return lines.with_columns(
-        pl.when(negative).then(pl.col("score") * rank).otherwise(pl.col("score")).alias("score")
-    ).drop("_run")
+    rank = cum_sum_since(negative.cast(pl.Int64), run_start).clip(upper_bound=RUN_RANK_CAP)
+    return lines.with_columns(pl.when(negative).then(pl.col("score") * rank).otherwise(pl.col("score")).alias("score"))
 
 
 def anchor_after_headline(lines: pl.DataFrame) -> pl.DataFrame:
@@ -322,7 +337,7 @@ def mark_region(lines: pl.DataFrame) -> pl.DataFrame:
     """Add `in_region`, per document the run of lines with the highest total score (maximum subarray, vectorised:
     best end = argmax of prefix sum minus the running minimum before it), and `before_region`.
     A document where no line scores positive keeps all its lines."""
-    c_incl = pl.col("score").cum_sum().over("_doc")
+    c_incl = cum_sum_in_doc(pl.col("score"))
     c_excl = c_incl - pl.col("score")
     lines = lines.with_columns(
         c_incl.alias("_c_incl"), c_excl.alias("_c_excl"), c_excl.cum_min().over("_doc").alias("_pmin")
@@ -360,8 +375,7 @@ def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
     title_case = title_case_expr(pl.col("t"))
     first = (
         lines.filter(pl.col("rule").is_null())
-        .group_by("_doc")
-        .agg(pl.all().sort_by("ln").first())
+        .filter(pl.col("_doc").is_first_distinct())  # rows are in line order
         .filter(
             pl.col("n_words").is_between(*HEADLINE_WORDS)
             & ~pl.col("texty")
@@ -410,7 +424,7 @@ def cut_at_tail_marker(lines: pl.DataFrame) -> pl.DataFrame:
     """End the main region at a comments heading, or at a tags / author-bio line with more story above than below."""
     region_words = pl.when(pl.col("in_region") & pl.col("texty")).then(pl.col("n_words")).otherwise(0)
     lines = lines.with_columns(
-        region_words.cum_sum().over("_doc").alias("_before"), region_words.sum().over("_doc").alias("_total")
+        cum_sum_in_doc(region_words).alias("_before"), region_words.sum().over("_doc").alias("_total")
     )
     words_before = pl.col("_before")
     words_after = pl.col("_total") - words_before
