@@ -561,19 +561,18 @@ def build_articles(docs: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     bodies = (
         lines.filter(pl.col("rule").is_null())
         .group_by("_doc")
-        .agg(
-            pl.col("t").sort_by("ln").str.join("\n").alias("body"),
+        .agg(  # a document's rows are in line order
+            pl.col("t").str.join("\n").alias("body"),
             # equals normalized_key_expr(body): keys are per character class, lines end in a non-word "\n"
-            pl.col("key").filter(pl.col("key") != "").sort_by(pl.col("ln").filter(pl.col("key") != ""))
-            .str.join(" ").alias("body_key"),
+            pl.col("key").filter(pl.col("key") != "").str.join(" ").alias("body_key"),
         )
     )
     first_date = (
         lines.filter((pl.col("ln") < DATELINE_SEARCH_LINES) & (pl.col("n_words") <= DATELINE_MAX_WORDS))
         .with_columns(inline_date_expr(pl.col("t")).alias("inline_date"))
         .filter(pl.col("inline_date").is_not_null())
-        .group_by("_doc")
-        .agg(pl.col("inline_date").sort_by("ln").first())
+        .filter(pl.col("_doc").is_first_distinct())
+        .select("_doc", "inline_date")
     )
     docs = docs.join(bodies, on="_doc", how="left").join(first_date, on="_doc", how="left")
     return add_metadata(docs).sort("_doc")
