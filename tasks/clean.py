@@ -372,22 +372,24 @@ def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
     a hard-wrapped document, where such a line starts a paragraph). Returns `text_title`, and `masthead_outlet`
     when the line ends in ' - <known outlet>' (that suffix is cut from the title).
     """
-    title_case = title_case_expr(pl.col("t"))
     first = (
         lines.filter(pl.col("rule").is_null())
         .filter(pl.col("_doc").is_first_distinct())  # rows are in line order
-        .filter(
+        .filter(  # the cheap tests first, then the regexes on the rows left
             pl.col("n_words").is_between(*HEADLINE_WORDS)
             & ~pl.col("texty")
             & (pl.col("n_numbers") <= HEADLINE_MAX_NUMBERS)
-            & ~pl.col("t").str.contains(FULL_DATE_RE)
-            & ~pl.col("t").str.contains(r"[.,;:!]\"?$")
             & (pl.col("ln") <= HEADLINE_MAX_LINE)
+            & pl.col("has_next")
+            & (pl.col("next_blank") | pl.col("next_texty") & ~pl.col("wrapped"))
+        )
+        .filter(
+            ~pl.col("t").str.contains(FULL_DATE_RE)
+            & ~pl.col("t").str.contains(r"[.,;:!]\"?$")
             & ~pl.col("line").str.contains("\n")
             & ~pl.col("t").str.contains(DANGLING_END_RE)
-            & pl.col("has_next")
-            & (pl.col("next_blank") | pl.col("next_texty") & ~pl.col("wrapped") & title_case)
         )
+        .filter(pl.col("next_blank") | title_case_expr(pl.col("t")))
     )
     masthead = pl.col("t").str.extract(MASTHEAD_RE, 1)
     has_masthead = outlet_from_name_expr(masthead).is_not_null()
