@@ -84,12 +84,20 @@ def non_text_score_expr() -> pl.Expr:
     return -NON_TEXT_PENALTY - pl.col("n_words").clip(upper_bound=NON_TEXT_WORD_PENALTY_CAP)
 
 
-def _matches(pattern: str) -> pl.Expr:
-    """The block text matches the regex."""
-    return pl.col("t").str.contains(pattern)
+def _text_where(condition: pl.Expr) -> pl.Expr:
+    """The block text on the rows where `condition` holds, "" elsewhere: a regex over it skips the other rows."""
+    return pl.when(condition).then(pl.col("t")).otherwise(pl.lit(""))
+
+
+def _matches(pattern: str, where: pl.Expr | None = None) -> pl.Expr:
+    """The block text matches the regex; with `where`, tested only on the rows where that holds (false elsewhere)."""
+    if where is None:
+        return pl.col("t").str.contains(pattern)
+    return where & _text_where(where).str.contains(pattern)
 
 
 SHORT = pl.col("n_words") <= SHORT_LINE_WORDS
+TIMESTAMP_ONLY = _matches(TIMESTAMP_ONLY_RE, SHORT & ~pl.col("ends_sentence"))
 
 LINE_RULES: list[tuple[str, pl.Expr]] = [
     (
@@ -112,19 +120,13 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     ),
     (
         "timestamp",
-        SHORT
-        & ~pl.col("ends_sentence")
-        & (pl.col("t").str.count_matches(FULL_DATE_RE) == 1)
-        & _matches(TIMESTAMP_ONLY_RE),
+        TIMESTAMP_ONLY & (_text_where(TIMESTAMP_ONLY).str.count_matches(FULL_DATE_RE) == 1),
     ),
     ("url_line", _matches(r"^(?:https?://|www\.)\S+$")),
     (
         "photo_credit",
-        SHORT
-        & (
-            _matches(r"(?i)^\(?(?:photos?|images?|pictures?|credits?|source|video|illustration)\s*(?:by|:|credit)")
-            | _matches(rf"^(?:By:\s*)?{AGENCIES}(?:\s*/\s*[\w .]+)?$")
-        ),
+        _matches(r"(?i)^\(?(?:photos?|images?|pictures?|credits?|source|video|illustration)\s*(?:by|:|credit)", SHORT)
+        | _matches(rf"^(?:By:\s*)?{AGENCIES}(?:\s*/\s*[\w .]+)?$", SHORT),
     ),
     (
         "caption",
@@ -136,21 +138,21 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     ),
     (
         "contact_for_comment",
-        (pl.col("n_words") <= COMMENT_LINE_MAX_WORDS)
-        & _matches(
+        _matches(
             r"(?i)\b(?:has|have|had)\s+(?:contacted|reached out to|asked)\b.{0,120}"
-            r"\bfor\s+(?:a\s+)?(?:comment|response|reaction)"
+            r"\bfor\s+(?:a\s+)?(?:comment|response|reaction)",
+            pl.col("n_words") <= COMMENT_LINE_MAX_WORDS,
         ),
     ),
     (
         "share_prompt",
-        SHORT
-        & _matches(
+        _matches(
             r"(?i)^(?:share(?: this(?: article| story)?| on \w+)?|tweet|e-?mail|print|whatsapp|facebook|twitter|"
             r"linkedin|pinterest|reddit|telegram|copy(?: the)? link|follow(?: us)?\b.*|subscribe\b.*|"
             r"sign (?:up|in)\b.*|log ?in|"
             r"register|read more|click here\b.*|save(?: article)?|bookmark|jump to comments|"
-            r"show comments|leave a comment|listen to this article.*|download (?:the )?app.*)$"
+            r"show comments|leave a comment|listen to this article.*|download (?:the )?app.*)$",
+            SHORT,
         )
         | _matches(
             r"(?i)^(?:(?:share|whatsapp|facebook|twitter|google\+?|pinterest|pint|linkedin|e-?mail|print|reddit|tumblr|telegram|"
@@ -165,12 +167,10 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
             r"\b(?:sign up|subscribe) (?:for|to) (?:our|the|my) .{0,40}newsletters?\b|\bnewsletter sign ?up\b|"
             r"\bad ?blocker\b|\benable javascript\b|©|\(c\) \d{4}"
         )
-        | (
-            ~pl.col("texty")
-            & _matches(
-                r"(?i)\b(?:cookies?|newsletters?|unsubscribe|privacy (?:policy|notice|settings)|"
-                r"terms (?:of|and) (?:use|service|conditions))\b"
-            )
+        | _matches(
+            r"(?i)\b(?:cookies?|newsletters?|unsubscribe|privacy (?:policy|notice|settings)|"
+            r"terms (?:of|and) (?:use|service|conditions))\b",
+            ~pl.col("texty"),
         ),
     ),
     (
@@ -183,40 +183,40 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     ),
     (
         "byline",
-        (pl.col("n_words") <= 10)
-        & ~pl.col("ends_sentence")
-        & _matches(r"^(?i:by)\s+[A-Z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]*|and|&|,|in|for))*(?:\s*[,|-]\s*.*)?$")
-        | (pl.col("n_words") <= BYLINE_WITH_DATE_MAX_WORDS) & _matches(r"^(?i:by)\s+\p{Lu}") & _matches(FULL_DATE_RE)
-        | SHORT
-        & _matches(r"(?i)^(?:written|researched|edited|reported|compiled|produced|reviewed|fact-checked) by:?\s"),
+        _matches(
+            r"^(?i:by)\s+[A-Z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]*|and|&|,|in|for))*(?:\s*[,|-]\s*.*)?$",
+            (pl.col("n_words") <= 10) & ~pl.col("ends_sentence"),
+        )
+        | _matches(FULL_DATE_RE, _matches(r"^(?i:by)\s+\p{Lu}", pl.col("n_words") <= BYLINE_WITH_DATE_MAX_WORDS))
+        | _matches(
+            r"(?i)^(?:written|researched|edited|reported|compiled|produced|reviewed|fact-checked) by:?\s", SHORT
+        ),
     ),
     (
         "comments",
-        SHORT
-        & _matches(
+        _matches(
             r"(?i)^\W*(?:\d+\s+)?(?:comments?|responses?|replies)\W*$"
             r"|^(?:top rated|show|view|load|read|post a|leave a|add a)\s+(?:\w+\s+)?(?:comments?|reply)\b"
-            r"|^join the (?:conversation|discussion)|^(?:discussion|comments) \(\d+\)"
+            r"|^join the (?:conversation|discussion)|^(?:discussion|comments) \(\d+\)",
+            SHORT,
         ),
     ),
     (
         "author_bio",
-        SHORT
-        & ~pl.col("ends_sentence")
-        & _matches(
-            r"^(?i:about|sobre|über|a propos de|à propos de|acerca de|o autorze|об авторе)\s+(?:the author|\p{Lu})"
+        _matches(
+            r"^(?i:about|sobre|über|a propos de|à propos de|acerca de|o autorze|об авторе)\s+(?:the author|\p{Lu})",
+            SHORT & ~pl.col("ends_sentence"),
         ),
     ),
-    ("tags", SHORT & _matches(r"(?i)^(?:tags?|topics?|filed under|categories|category|keywords)\s*:")),
+    ("tags", _matches(r"(?i)^(?:tags?|topics?|filed under|categories|category|keywords)\s*:", SHORT)),
     (
         "related_list",
-        SHORT
-        & _matches(
+        _matches(
             r"(?i)^(?:related|read (?:more|also|next)|see also|more (?:from|in|on|stories|news)\b|"
             r"you (?:may|might) also (?:like|be interested in)|recommended|most (?:read|popular|viewed|shared)|"
-            r"trending|top stories|latest (?:news|stories))"
-        )
-        & ~pl.col("texty"),
+            r"trending|top stories|latest (?:news|stories))",
+            SHORT & ~pl.col("texty"),
+        ),
     ),
 ]
 
