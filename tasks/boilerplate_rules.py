@@ -44,11 +44,16 @@ BYLINE_WITH_DATE_MAX_WORDS = 25
 ICON_FONT_MIN_SHARE = 0.25
 
 
+def cjk_count_expr(text: pl.Expr) -> pl.Expr:
+    """Number of CJK characters, searched for only in texts outside ASCII (fewer bytes than characters)."""
+    return pl.when(text.str.len_bytes() != text.str.len_chars()).then(text).str.count_matches(CJK_RE).fill_null(0)
+
+
 def shape_features(lines: pl.DataFrame) -> pl.DataFrame:
     """From block text `t`, add what the pattern rules read: word count, sentence shape, running text (`texty`)."""
     t = pl.col("t")
     lines = lines.with_columns(
-        (t.str.count_matches(r"\w+") + t.str.count_matches(CJK_RE) // 2).alias("n_words"),
+        (t.str.count_matches(r"\w+") + cjk_count_expr(t) // 2).alias("n_words"),
         t.str.contains(SENTENCE_END_RE).alias("ends_sentence"),
     )
     texty = ~pl.col("t").str.contains(r"(?:\.\.\.|…)$") & (

@@ -67,9 +67,10 @@ DATELINE_SEARCH_LINES = 15
 DATELINE_MAX_WORDS = 12
 GLUE_RE = r"([a-z]{2}|\d{3}|[)\]])([.!?])(\"?[A-Z][a-z]*)([\s,;:!?)\"']|$)"
 MASTHEAD_RE = r"\s+[|\-]\s+([^|\-]{2,40})$"
+CUE_VERBS = "contacted|reached out|learned|asked"
 CUE_RE = (
     r"(?i)\b(" + "|".join(sorted((re.escape(n) for n in OUTLET_BY_NAME), key=len, reverse=True)) + r")"
-    r"\s+has\s+(?:contacted|reached out|learned|asked)"
+    rf"\s+has\s+(?:{CUE_VERBS})"
 )
 HEADLINE_MAX_LINE = 6
 HEADLINE_WORDS = (2, 30)
@@ -118,9 +119,14 @@ def fix_mojibake(texts: pl.Series) -> pl.Series:
 
 
 def normalize_expr(text: pl.Expr) -> pl.Expr:
-    """Vectorised unicode normalisation of line breaks, spaces, quotes and dashes (no ftfy)."""
-    return (
-        text.str.replace_all("\r\n", "\n", literal=True)
+    """Vectorised unicode normalisation of line breaks, spaces, quotes and dashes (no ftfy), run only on the texts
+    with a character to replace: a control character or anything outside ASCII (fewer bytes than characters)."""
+    to_normalize = text.str.contains(r"[\r\t\f\v]") | (text.str.len_bytes() != text.str.len_chars())
+    normalized = (
+        pl.when(to_normalize)
+        .then(text)
+        .otherwise(pl.lit(""))
+        .str.replace_all("\r\n", "\n", literal=True)
         .str.replace_all(r"[\r\u2028\u2029\u0085]", "\n")
         .str.replace_all(r"[\t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]", " ")
         .str.replace_all(r"[\u00ad\u200b-\u200d\u2060\ufeff]", "")
@@ -128,6 +134,7 @@ def normalize_expr(text: pl.Expr) -> pl.Expr:
         .str.replace_all(r"[\u201c\u201d\u201e\u201f\u2033]", '"')
         .str.replace_all(r"[\u2010-\u2015\u2212]", "-")
     )
+    return pl.when(to_normalize).then(normalized).otherwise(text)
 
 
 def normalize_text(texts: pl.Series) -> pl.Series:
@@ -613,7 +620,8 @@ def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     url = pl.coalesce(pl.col("header_url"), pl.col("meta_url"))
     url_date = url.str.extract_groups(URL_DATE_RE)
     body = repair_glue_expr(pl.col("body").fill_null(""))
-    cue = pl.col("text").str.extract(CUE_RE, 1)
+    # the outlet-name regex only on the texts with a cue verb (a fast literal search)
+    cue = pl.when(pl.col("text").str.contains(f"(?i){CUE_VERBS}")).then(pl.col("text")).str.extract(CUE_RE, 1)
     docs = docs.with_columns(
         url.alias("url"),
         pl.coalesce(
