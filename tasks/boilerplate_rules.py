@@ -44,16 +44,31 @@ BYLINE_WITH_DATE_MAX_WORDS = 25
 ICON_FONT_MIN_SHARE = 0.25
 
 
-def cjk_count_expr(text: pl.Expr) -> pl.Expr:
-    """Number of CJK characters, searched for only in texts outside ASCII (fewer bytes than characters)."""
-    return pl.when(text.str.len_bytes() != text.str.len_chars()).then(text).str.count_matches(CJK_RE).fill_null(0)
+def is_ascii_expr(text: pl.Expr) -> pl.Expr:
+    """The text is pure ASCII (as many bytes as characters)."""
+    return text.str.len_bytes() == text.str.len_chars()
 
 
-def shape_features(lines: pl.DataFrame) -> pl.DataFrame:
-    """From block text `t`, add what the pattern rules read: word count, sentence shape, running text (`texty`)."""
+def word_count_expr(text: pl.Expr) -> pl.Expr:
+    """Runs of word characters plus half the CJK characters (searched for only in texts outside ASCII)."""
+    cjk = pl.when(~is_ascii_expr(text)).then(text).str.count_matches(CJK_RE).fill_null(0)
+    return text.str.count_matches(r"\w+") + cjk // 2
+
+
+def key_word_count_expr() -> pl.Expr:
+    """`word_count_expr` of `t`, read from its `key` where that is exact (ASCII text without "_", where the key's
+    words are the text's): one more than its spaces, a cheap literal count instead of a regex match per word."""
+    plain = is_ascii_expr(pl.col("t")) & ~pl.col("t").str.contains("_", literal=True)
+    key_words = pl.col("key").str.count_matches(" ", literal=True) + (pl.col("key") != "").cast(pl.UInt32)
+    return pl.when(plain).then(key_words).otherwise(word_count_expr(pl.when(~plain).then(pl.col("t"))))
+
+
+def shape_features(lines: pl.DataFrame, n_words: pl.Expr | None = None) -> pl.DataFrame:
+    """From block text `t`, add what the pattern rules read: word count (`n_words` if given, else
+    `word_count_expr`), sentence shape, running text (`texty`)."""
     t = pl.col("t")
     lines = lines.with_columns(
-        (t.str.count_matches(r"\w+") + cjk_count_expr(t) // 2).alias("n_words"),
+        (word_count_expr(t) if n_words is None else n_words).alias("n_words"),
         t.str.contains(SENTENCE_END_RE).alias("ends_sentence"),
     )
     texty = ~pl.col("t").str.contains(r"(?:\.\.\.|…)$") & (
@@ -65,8 +80,10 @@ def shape_features(lines: pl.DataFrame) -> pl.DataFrame:
 def line_features(lines: pl.DataFrame) -> pl.DataFrame:
     """From block text `t`, add the shape features, comparison `key`, numbers and `score`."""
     t = pl.col("t")
-    lines = shape_features(lines).with_columns(
-        t.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars().alias("key"),
+    lines = lines.with_columns(
+        t.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars().alias("key")
+    )
+    lines = shape_features(lines, key_word_count_expr()).with_columns(
         t.str.contains(r"\p{Ll}").alias("has_lower"),
         t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
     )
