@@ -284,7 +284,19 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
         "char_start",
         "char_end",
         "wrapped",
-    ).with_columns(pl.col("line").str.replace_all(r"\s*\n\s*", " ").str.strip_chars().alias("t"))
+    ).with_columns(join_breaks_expr(pl.col("line")).str.strip_chars().alias("t"))
+
+
+def join_breaks_expr(text: pl.Expr) -> pl.Expr:
+    """`text` with each line break and the whitespace around it turned into one space. Normalised text has no
+    whitespace but " " and "\n", so where no break touches another one that is a literal replace; the regex runs only
+    on the other texts."""
+    breaks_touch_space = pl.any_horizontal(text.str.contains(s, literal=True) for s in (" \n", "\n ", "\n\n"))
+    return (
+        pl.when(breaks_touch_space)
+        .then(pl.when(breaks_touch_space).then(text).otherwise(pl.lit("")).str.replace_all(r"\s*\n\s*", " "))
+        .otherwise(text.str.replace_all("\n", " ", literal=True))
+    )
 
 
 def standalone_lines(lines: pl.DataFrame) -> pl.Series:
@@ -301,9 +313,8 @@ def standalone_lines(lines: pl.DataFrame) -> pl.Series:
     candidate = pl.col("wrapped") & complete & pl.col("line").str.contains(r"^[^\s\p{Ll}]") & ~pl.col("_next_lower")
     index = lines.select(candidate.arg_true()).to_series()
     candidates = lines.select(
-        pl.col("line").str.strip_chars().alias("t"),
-        shift_in_doc(complete, 1).fill_null(True).alias("after_complete"),
-    )[index]
+        pl.col("line").alias("t"), shift_in_doc(complete, 1).fill_null(True).alias("after_complete")
+    )[index].with_columns(pl.col("t").str.strip_chars())
     sign_off = (
         (pl.col("n_words") <= SIGN_OFF_MAX_WORDS)
         & ~pl.col("ends_sentence")
