@@ -289,8 +289,8 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
 
 def join_breaks_expr(text: pl.Expr) -> pl.Expr:
     """`text` with each line break and the whitespace around it turned into one space. Normalised text has no
-    whitespace but " " and "\n", so where no break touches another one that is a literal replace; the regex runs only
-    on the other texts."""
+    whitespace but " " and "\n", so in a text where no break touches a space or another break that is a literal
+    replace; the regex runs only on the other texts."""
     breaks_touch_space = pl.any_horizontal(text.str.contains(s, literal=True) for s in (" \n", "\n ", "\n\n"))
     return (
         pl.when(breaks_touch_space)
