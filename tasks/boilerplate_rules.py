@@ -25,6 +25,9 @@ TIMESTAMP_ONLY_RE = (
 )
 SENTENCE_END_RE = r"[.!?。！？][\"')\]»」]*$"
 CJK_RE = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
+# a run of non-word characters (underscore included) other than a lone space: what `key` turns into one space
+# (replacing a lone space by a space changes nothing, and skipping those runs saves a match per word)
+KEY_SEPARATOR_RE = r"[\W_]*(?:[^\w ]|_| {2})[\W_]*"
 AGENCIES = r"(?:EPA|AFP|AP|Reuters|Getty Images|Getty|Shutterstock|Bloomberg|Xinhua|TASS|Sputnik|Anadolu|PA|UPI|MEGA)"
 
 TEXTY_MIN_WORDS = 8
@@ -41,11 +44,31 @@ BYLINE_WITH_DATE_MAX_WORDS = 25
 ICON_FONT_MIN_SHARE = 0.25
 
 
-def shape_features(lines: pl.DataFrame) -> pl.DataFrame:
-    """From block text `t`, add what the pattern rules read: word count, sentence shape, running text (`texty`)."""
+def is_ascii_expr(text: pl.Expr) -> pl.Expr:
+    """The text is pure ASCII (as many bytes as characters)."""
+    return text.str.len_bytes() == text.str.len_chars()
+
+
+def word_count_expr(text: pl.Expr) -> pl.Expr:
+    """Runs of word characters plus half the CJK characters (searched for only in texts outside ASCII)."""
+    cjk = pl.when(~is_ascii_expr(text)).then(text).str.count_matches(CJK_RE).fill_null(0)
+    return text.str.count_matches(r"\w+") + cjk // 2
+
+
+def key_word_count_expr() -> pl.Expr:
+    """`word_count_expr` of `t`, read from its `key` where that is exact (ASCII text without "_", where the key's
+    words are the text's): one more than its spaces, a cheap literal count instead of a regex match per word."""
+    plain = is_ascii_expr(pl.col("t")) & ~pl.col("t").str.contains("_", literal=True)
+    key_words = pl.col("key").str.count_matches(" ", literal=True) + (pl.col("key") != "").cast(pl.UInt32)
+    return pl.when(plain).then(key_words).otherwise(word_count_expr(pl.when(~plain).then(pl.col("t"))))
+
+
+def shape_features(lines: pl.DataFrame, n_words: pl.Expr | None = None) -> pl.DataFrame:
+    """From block text `t`, add what the pattern rules read: word count (`n_words` if given, else
+    `word_count_expr`), sentence shape, running text (`texty`)."""
     t = pl.col("t")
     lines = lines.with_columns(
-        (t.str.count_matches(r"\w+") + t.str.count_matches(CJK_RE) // 2).alias("n_words"),
+        (word_count_expr(t) if n_words is None else n_words).alias("n_words"),
         t.str.contains(SENTENCE_END_RE).alias("ends_sentence"),
     )
     texty = ~pl.col("t").str.contains(r"(?:\.\.\.|…)$") & (
@@ -57,8 +80,10 @@ def shape_features(lines: pl.DataFrame) -> pl.DataFrame:
 def line_features(lines: pl.DataFrame) -> pl.DataFrame:
     """From block text `t`, add the shape features, comparison `key`, numbers and `score`."""
     t = pl.col("t")
-    lines = shape_features(lines).with_columns(
-        t.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars().alias("key"),
+    lines = lines.with_columns(
+        t.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars().alias("key")
+    )
+    lines = shape_features(lines, key_word_count_expr()).with_columns(
         t.str.contains(r"\p{Ll}").alias("has_lower"),
         t.str.count_matches(r"\d+(?:[.,]\d+)*").alias("n_numbers"),
     )
@@ -81,12 +106,20 @@ def non_text_score_expr() -> pl.Expr:
     return -NON_TEXT_PENALTY - pl.col("n_words").clip(upper_bound=NON_TEXT_WORD_PENALTY_CAP)
 
 
-def _matches(pattern: str) -> pl.Expr:
-    """The block text matches the regex."""
-    return pl.col("t").str.contains(pattern)
+def _text_where(condition: pl.Expr) -> pl.Expr:
+    """The block text on the rows where `condition` holds, "" elsewhere: a regex over it skips the other rows."""
+    return pl.when(condition).then(pl.col("t")).otherwise(pl.lit(""))
+
+
+def _matches(pattern: str, where: pl.Expr | None = None) -> pl.Expr:
+    """The block text matches the regex; with `where`, tested only on the rows where that holds (false elsewhere)."""
+    if where is None:
+        return pl.col("t").str.contains(pattern)
+    return where & _text_where(where).str.contains(pattern)
 
 
 SHORT = pl.col("n_words") <= SHORT_LINE_WORDS
+TIMESTAMP_ONLY = _matches(TIMESTAMP_ONLY_RE, SHORT & ~pl.col("ends_sentence"))
 
 LINE_RULES: list[tuple[str, pl.Expr]] = [
     (
@@ -109,19 +142,13 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     ),
     (
         "timestamp",
-        SHORT
-        & ~pl.col("ends_sentence")
-        & (pl.col("t").str.count_matches(FULL_DATE_RE) == 1)
-        & _matches(TIMESTAMP_ONLY_RE),
+        TIMESTAMP_ONLY & (_text_where(TIMESTAMP_ONLY).str.count_matches(FULL_DATE_RE) == 1),
     ),
     ("url_line", _matches(r"^(?:https?://|www\.)\S+$")),
     (
         "photo_credit",
-        SHORT
-        & (
-            _matches(r"(?i)^\(?(?:photos?|images?|pictures?|credits?|source|video|illustration)\s*(?:by|:|credit)")
-            | _matches(rf"^(?:By:\s*)?{AGENCIES}(?:\s*/\s*[\w .]+)?$")
-        ),
+        _matches(r"(?i)^\(?(?:photos?|images?|pictures?|credits?|source|video|illustration)\s*(?:by|:|credit)", SHORT)
+        | _matches(rf"^(?:By:\s*)?{AGENCIES}(?:\s*/\s*[\w .]+)?$", SHORT),
     ),
     (
         "caption",
@@ -133,21 +160,21 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     ),
     (
         "contact_for_comment",
-        (pl.col("n_words") <= COMMENT_LINE_MAX_WORDS)
-        & _matches(
+        _matches(
             r"(?i)\b(?:has|have|had)\s+(?:contacted|reached out to|asked)\b.{0,120}"
-            r"\bfor\s+(?:a\s+)?(?:comment|response|reaction)"
+            r"\bfor\s+(?:a\s+)?(?:comment|response|reaction)",
+            pl.col("n_words") <= COMMENT_LINE_MAX_WORDS,
         ),
     ),
     (
         "share_prompt",
-        SHORT
-        & _matches(
+        _matches(
             r"(?i)^(?:share(?: this(?: article| story)?| on \w+)?|tweet|e-?mail|print|whatsapp|facebook|twitter|"
             r"linkedin|pinterest|reddit|telegram|copy(?: the)? link|follow(?: us)?\b.*|subscribe\b.*|"
             r"sign (?:up|in)\b.*|log ?in|"
             r"register|read more|click here\b.*|save(?: article)?|bookmark|jump to comments|"
-            r"show comments|leave a comment|listen to this article.*|download (?:the )?app.*)$"
+            r"show comments|leave a comment|listen to this article.*|download (?:the )?app.*)$",
+            SHORT,
         )
         | _matches(
             r"(?i)^(?:(?:share|whatsapp|facebook|twitter|google\+?|pinterest|pint|linkedin|e-?mail|print|reddit|tumblr|telegram|"
@@ -162,12 +189,10 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
             r"\b(?:sign up|subscribe) (?:for|to) (?:our|the|my) .{0,40}newsletters?\b|\bnewsletter sign ?up\b|"
             r"\bad ?blocker\b|\benable javascript\b|©|\(c\) \d{4}"
         )
-        | (
-            ~pl.col("texty")
-            & _matches(
-                r"(?i)\b(?:cookies?|newsletters?|unsubscribe|privacy (?:policy|notice|settings)|"
-                r"terms (?:of|and) (?:use|service|conditions))\b"
-            )
+        | _matches(
+            r"(?i)\b(?:cookies?|newsletters?|unsubscribe|privacy (?:policy|notice|settings)|"
+            r"terms (?:of|and) (?:use|service|conditions))\b",
+            ~pl.col("texty"),
         ),
     ),
     (
@@ -180,40 +205,40 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
     ),
     (
         "byline",
-        (pl.col("n_words") <= 10)
-        & ~pl.col("ends_sentence")
-        & _matches(r"^(?i:by)\s+[A-Z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]*|and|&|,|in|for))*(?:\s*[,|-]\s*.*)?$")
-        | (pl.col("n_words") <= BYLINE_WITH_DATE_MAX_WORDS) & _matches(r"^(?i:by)\s+\p{Lu}") & _matches(FULL_DATE_RE)
-        | SHORT
-        & _matches(r"(?i)^(?:written|researched|edited|reported|compiled|produced|reviewed|fact-checked) by:?\s"),
+        _matches(
+            r"^(?i:by)\s+[A-Z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]*|and|&|,|in|for))*(?:\s*[,|-]\s*.*)?$",
+            (pl.col("n_words") <= 10) & ~pl.col("ends_sentence"),
+        )
+        | _matches(FULL_DATE_RE, _matches(r"^(?i:by)\s+\p{Lu}", pl.col("n_words") <= BYLINE_WITH_DATE_MAX_WORDS))
+        | _matches(
+            r"(?i)^(?:written|researched|edited|reported|compiled|produced|reviewed|fact-checked) by:?\s", SHORT
+        ),
     ),
     (
         "comments",
-        SHORT
-        & _matches(
+        _matches(
             r"(?i)^\W*(?:\d+\s+)?(?:comments?|responses?|replies)\W*$"
             r"|^(?:top rated|show|view|load|read|post a|leave a|add a)\s+(?:\w+\s+)?(?:comments?|reply)\b"
-            r"|^join the (?:conversation|discussion)|^(?:discussion|comments) \(\d+\)"
+            r"|^join the (?:conversation|discussion)|^(?:discussion|comments) \(\d+\)",
+            SHORT,
         ),
     ),
     (
         "author_bio",
-        SHORT
-        & ~pl.col("ends_sentence")
-        & _matches(
-            r"^(?i:about|sobre|über|a propos de|à propos de|acerca de|o autorze|об авторе)\s+(?:the author|\p{Lu})"
+        _matches(
+            r"^(?i:about|sobre|über|a propos de|à propos de|acerca de|o autorze|об авторе)\s+(?:the author|\p{Lu})",
+            SHORT & ~pl.col("ends_sentence"),
         ),
     ),
-    ("tags", SHORT & _matches(r"(?i)^(?:tags?|topics?|filed under|categories|category|keywords)\s*:")),
+    ("tags", _matches(r"(?i)^(?:tags?|topics?|filed under|categories|category|keywords)\s*:", SHORT)),
     (
         "related_list",
-        SHORT
-        & _matches(
+        _matches(
             r"(?i)^(?:related|read (?:more|also|next)|see also|more (?:from|in|on|stories|news)\b|"
             r"you (?:may|might) also (?:like|be interested in)|recommended|most (?:read|popular|viewed|shared)|"
-            r"trending|top stories|latest (?:news|stories))"
-        )
-        & ~pl.col("texty"),
+            r"trending|top stories|latest (?:news|stories))",
+            SHORT & ~pl.col("texty"),
+        ),
     ),
 ]
 

@@ -29,6 +29,7 @@ import polars as pl
 from tasks.boilerplate_rules import (
     FULL_DATE_RE,
     HARD_TAIL_RULES,
+    KEY_SEPARATOR_RE,
     PAGE_FURNITURE_RULES,
     SENTENCE_END_RE,
     SHORT_SENTENCE_SCORE,
@@ -66,9 +67,10 @@ DATELINE_SEARCH_LINES = 15
 DATELINE_MAX_WORDS = 12
 GLUE_RE = r"([a-z]{2}|\d{3}|[)\]])([.!?])(\"?[A-Z][a-z]*)([\s,;:!?)\"']|$)"
 MASTHEAD_RE = r"\s+[|\-]\s+([^|\-]{2,40})$"
+CUE_VERBS = "contacted|reached out|learned|asked"
 CUE_RE = (
     r"(?i)\b(" + "|".join(sorted((re.escape(n) for n in OUTLET_BY_NAME), key=len, reverse=True)) + r")"
-    r"\s+has\s+(?:contacted|reached out|learned|asked)"
+    rf"\s+has\s+(?:{CUE_VERBS})"
 )
 HEADLINE_MAX_LINE = 6
 HEADLINE_WORDS = (2, 30)
@@ -117,9 +119,14 @@ def fix_mojibake(texts: pl.Series) -> pl.Series:
 
 
 def normalize_expr(text: pl.Expr) -> pl.Expr:
-    """Vectorised unicode normalisation of line breaks, spaces, quotes and dashes (no ftfy)."""
-    return (
-        text.str.replace_all("\r\n", "\n", literal=True)
+    """Vectorised unicode normalisation of line breaks, spaces, quotes and dashes (no ftfy), run only on the texts
+    with a character to replace: a control character or anything outside ASCII (fewer bytes than characters)."""
+    to_normalize = text.str.contains(r"[\r\t\f\v]") | (text.str.len_bytes() != text.str.len_chars())
+    normalized = (
+        pl.when(to_normalize)
+        .then(text)
+        .otherwise(pl.lit(""))
+        .str.replace_all("\r\n", "\n", literal=True)
         .str.replace_all(r"[\r\u2028\u2029\u0085]", "\n")
         .str.replace_all(r"[\t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]", " ")
         .str.replace_all(r"[\u00ad\u200b-\u200d\u2060\ufeff]", "")
@@ -127,6 +134,7 @@ def normalize_expr(text: pl.Expr) -> pl.Expr:
         .str.replace_all(r"[\u201c\u201d\u201e\u201f\u2033]", '"')
         .str.replace_all(r"[\u2010-\u2015\u2212]", "-")
     )
+    return pl.when(to_normalize).then(normalized).otherwise(text)
 
 
 def normalize_text(texts: pl.Series) -> pl.Series:
@@ -141,7 +149,7 @@ def repair_glue_expr(text: pl.Expr) -> pl.Expr:
 
 def normalized_key_expr(text: pl.Expr) -> pl.Expr:
     """Lowercase, punctuation-insensitive, whitespace-collapsed form used for comparisons and hashing."""
-    return text.str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars()
+    return text.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars()
 
 
 def outlet_from_domain_expr(url: pl.Expr) -> pl.Expr:
@@ -197,7 +205,7 @@ def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("line").str.len_chars().alias("line_len"))
     )
     return lines.with_columns(
-        (pl.col("header_len") + (pl.col("line_len") + 1).cum_sum().over("_doc") - pl.col("line_len") - 1).alias(
+        (pl.col("header_len") + cum_sum_in_doc(pl.col("line_len").cast(pl.Int64) + 1) - pl.col("line_len") - 1).alias(
             "char_start"
         )
     ).with_columns((pl.col("char_start") + pl.col("line_len")).alias("char_end"))
@@ -206,6 +214,23 @@ def split_lines(docs: pl.DataFrame) -> pl.DataFrame:
 def shift_in_doc(expr: pl.Expr, n: int) -> pl.Expr:
     """`expr.shift(n).over("_doc")` for rows grouped by document (a document's rows are contiguous), but cheaper."""
     return pl.when(pl.col("_doc").shift(n) == pl.col("_doc")).then(expr.shift(n))
+
+
+def doc_start() -> pl.Expr:
+    """The row is the first of its document (rows grouped by document)."""
+    return (pl.col("_doc") != pl.col("_doc").shift(1)).fill_null(True)
+
+
+def cum_sum_since(expr: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Running sum of `expr` (no nulls) that restarts at each row where `start` holds (true on the first row): one
+    running total minus its value before the last start, no window over groups."""
+    total = expr.cum_sum()
+    return total - pl.when(start).then(total - expr).forward_fill()
+
+
+def cum_sum_in_doc(expr: pl.Expr) -> pl.Expr:
+    """`expr.cum_sum().over("_doc")` for rows grouped by document, but cheaper."""
+    return cum_sum_since(expr, doc_start())
 
 
 def title_case_expr(text: pl.Expr) -> pl.Expr:
@@ -247,7 +272,7 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
     )
     block_start = ~shift_in_doc(pl.col("_soft"), 1).fill_null(False)
     lines = lines.with_columns(
-        block_start.alias("_first"), block_start.cast(pl.Int64).cum_sum().over("_doc").alias("ln")
+        block_start.alias("_first"), cum_sum_in_doc(block_start.cast(pl.Int64)).alias("ln")
     )
     block_end = lines.filter(~pl.col("_soft"))["char_end"]
     blocks = lines.filter(pl.col("_first")).with_columns(block_end.alias("char_end"))
@@ -259,7 +284,19 @@ def join_wrapped_lines(lines: pl.DataFrame) -> pl.DataFrame:
         "char_start",
         "char_end",
         "wrapped",
-    ).with_columns(pl.col("line").str.replace_all(r"\s*\n\s*", " ").str.strip_chars().alias("t"))
+    ).with_columns(join_breaks_expr(pl.col("line")).str.strip_chars().alias("t"))
+
+
+def join_breaks_expr(text: pl.Expr) -> pl.Expr:
+    """`text` with each line break and the whitespace around it turned into one space. Normalised text has no
+    whitespace but " " and "\n", so in a text where no break touches a space or another break that is a literal
+    replace; the regex runs only on the other texts."""
+    breaks_touch_space = pl.any_horizontal(text.str.contains(s, literal=True) for s in (" \n", "\n ", "\n\n"))
+    return (
+        pl.when(breaks_touch_space)
+        .then(pl.when(breaks_touch_space).then(text).otherwise(pl.lit("")).str.replace_all(r"\s*\n\s*", " "))
+        .otherwise(text.str.replace_all("\n", " ", literal=True))
+    )
 
 
 def standalone_lines(lines: pl.DataFrame) -> pl.Series:
@@ -276,9 +313,8 @@ def standalone_lines(lines: pl.DataFrame) -> pl.Series:
     candidate = pl.col("wrapped") & complete & pl.col("line").str.contains(r"^[^\s\p{Ll}]") & ~pl.col("_next_lower")
     index = lines.select(candidate.arg_true()).to_series()
     candidates = lines.select(
-        pl.col("line").str.strip_chars().alias("t"),
-        shift_in_doc(complete, 1).fill_null(True).alias("after_complete"),
-    )[index]
+        pl.col("line").alias("t"), shift_in_doc(complete, 1).fill_null(True).alias("after_complete")
+    )[index].with_columns(pl.col("t").str.strip_chars())
     sign_off = (
         (pl.col("n_words") <= SIGN_OFF_MAX_WORDS)
         & ~pl.col("ends_sentence")
@@ -295,12 +331,10 @@ def standalone_lines(lines: pl.DataFrame) -> pl.Series:
 
 def penalise_runs(lines: pl.DataFrame) -> pl.DataFrame:
     """Multiply each negative line score by its rank in the run of non-text lines it sits in (menus separate)."""
-    lines = lines.with_columns((pl.col("score") > SHORT_SENTENCE_SCORE).cum_sum().over("_doc").alias("_run"))
+    run_start = doc_start() | (pl.col("score") > SHORT_SENTENCE_SCORE)
     negative = pl.col("score") < 0
-    rank = negative.cast(pl.Int64).cum_sum().over("_doc", "_run").clip(upper_bound=RUN_RANK_CAP)
-    return lines.with_columns(
-        pl.when(negative).then(pl.col("score") * rank).otherwise(pl.col("score")).alias("score")
-    ).drop("_run")
+    rank = cum_sum_since(negative.cast(pl.Int64), run_start).clip(upper_bound=RUN_RANK_CAP)
+    return lines.with_columns(pl.when(negative).then(pl.col("score") * rank).otherwise(pl.col("score")).alias("score"))
 
 
 def anchor_after_headline(lines: pl.DataFrame) -> pl.DataFrame:
@@ -321,7 +355,7 @@ def mark_region(lines: pl.DataFrame) -> pl.DataFrame:
     """Add `in_region`, per document the run of lines with the highest total score (maximum subarray, vectorised:
     best end = argmax of prefix sum minus the running minimum before it), and `before_region`.
     A document where no line scores positive keeps all its lines."""
-    c_incl = pl.col("score").cum_sum().over("_doc")
+    c_incl = cum_sum_in_doc(pl.col("score"))
     c_excl = c_incl - pl.col("score")
     lines = lines.with_columns(
         c_incl.alias("_c_incl"), c_excl.alias("_c_excl"), c_excl.cum_min().over("_doc").alias("_pmin")
@@ -356,23 +390,24 @@ def headline_candidates(lines: pl.DataFrame) -> pl.DataFrame:
     a hard-wrapped document, where such a line starts a paragraph). Returns `text_title`, and `masthead_outlet`
     when the line ends in ' - <known outlet>' (that suffix is cut from the title).
     """
-    title_case = title_case_expr(pl.col("t"))
     first = (
         lines.filter(pl.col("rule").is_null())
-        .group_by("_doc")
-        .agg(pl.all().sort_by("ln").first())
-        .filter(
+        .filter(pl.col("_doc").is_first_distinct())  # rows are in line order
+        .filter(  # the cheap tests first, then the regexes on the rows left
             pl.col("n_words").is_between(*HEADLINE_WORDS)
             & ~pl.col("texty")
             & (pl.col("n_numbers") <= HEADLINE_MAX_NUMBERS)
-            & ~pl.col("t").str.contains(FULL_DATE_RE)
-            & ~pl.col("t").str.contains(r"[.,;:!]\"?$")
             & (pl.col("ln") <= HEADLINE_MAX_LINE)
+            & pl.col("has_next")
+            & (pl.col("next_blank") | pl.col("next_texty") & ~pl.col("wrapped"))
+        )
+        .filter(
+            ~pl.col("t").str.contains(FULL_DATE_RE)
+            & ~pl.col("t").str.contains(r"[.,;:!]\"?$")
             & ~pl.col("line").str.contains("\n")
             & ~pl.col("t").str.contains(DANGLING_END_RE)
-            & pl.col("has_next")
-            & (pl.col("next_blank") | pl.col("next_texty") & ~pl.col("wrapped") & title_case)
         )
+        .filter(pl.col("next_blank") | title_case_expr(pl.col("t")))
     )
     masthead = pl.col("t").str.extract(MASTHEAD_RE, 1)
     has_masthead = outlet_from_name_expr(masthead).is_not_null()
@@ -409,7 +444,7 @@ def cut_at_tail_marker(lines: pl.DataFrame) -> pl.DataFrame:
     """End the main region at a comments heading, or at a tags / author-bio line with more story above than below."""
     region_words = pl.when(pl.col("in_region") & pl.col("texty")).then(pl.col("n_words")).otherwise(0)
     lines = lines.with_columns(
-        region_words.cum_sum().over("_doc").alias("_before"), region_words.sum().over("_doc").alias("_total")
+        cum_sum_in_doc(region_words).alias("_before"), region_words.sum().over("_doc").alias("_total")
     )
     words_before = pl.col("_before")
     words_after = pl.col("_total") - words_before
@@ -546,19 +581,18 @@ def build_articles(docs: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     bodies = (
         lines.filter(pl.col("rule").is_null())
         .group_by("_doc")
-        .agg(
-            pl.col("t").sort_by("ln").str.join("\n").alias("body"),
+        .agg(  # a document's rows are in line order
+            pl.col("t").str.join("\n").alias("body"),
             # equals normalized_key_expr(body): keys are per character class, lines end in a non-word "\n"
-            pl.col("key").filter(pl.col("key") != "").sort_by(pl.col("ln").filter(pl.col("key") != ""))
-            .str.join(" ").alias("body_key"),
+            pl.col("key").filter(pl.col("key") != "").str.join(" ").alias("body_key"),
         )
     )
     first_date = (
         lines.filter((pl.col("ln") < DATELINE_SEARCH_LINES) & (pl.col("n_words") <= DATELINE_MAX_WORDS))
         .with_columns(inline_date_expr(pl.col("t")).alias("inline_date"))
         .filter(pl.col("inline_date").is_not_null())
-        .group_by("_doc")
-        .agg(pl.col("inline_date").sort_by("ln").first())
+        .filter(pl.col("_doc").is_first_distinct())
+        .select("_doc", "inline_date")
     )
     docs = docs.join(bodies, on="_doc", how="left").join(first_date, on="_doc", how="left")
     return add_metadata(docs).sort("_doc")
@@ -597,7 +631,8 @@ def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     url = pl.coalesce(pl.col("header_url"), pl.col("meta_url"))
     url_date = url.str.extract_groups(URL_DATE_RE)
     body = repair_glue_expr(pl.col("body").fill_null(""))
-    cue = pl.col("text").str.extract(CUE_RE, 1)
+    # the outlet-name regex only on the texts with a cue verb (a fast literal search)
+    cue = pl.when(pl.col("text").str.contains(f"(?i){CUE_VERBS}")).then(pl.col("text")).str.extract(CUE_RE, 1)
     docs = docs.with_columns(
         url.alias("url"),
         pl.coalesce(
