@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 
 import orjson
@@ -80,14 +81,15 @@ class IngestResult:
 
     def add_frame(self, source_file: str, rows: pl.DataFrame) -> list[tuple[int, str]]:
         """Keep the articles of one file (in line order) except exact repeats; (line, reason) of each repeat."""
-        lines = rows["source_line"].to_list()
-        reasons = [self.claim(article_id, source_file, line)
-                   for article_id, line in zip(rows["article_id"].to_list(), lines, strict=True)]
-        repeats = [(line, reason) for line, reason in zip(lines, reasons, strict=True) if reason]
-        if repeats:
-            rows = rows.filter(pl.Series([reason is None for reason in reasons]))
+        ids = rows["article_id"]
+        repeated = ~ids.is_first_distinct() | ids.is_in(list(self.seen.keys() & set(ids.to_list())))
+        kept = rows.filter(~repeated)
+        lines = zip(repeat(source_file), kept["source_line"].to_list())
+        self.seen.update(zip(kept["article_id"].to_list(), lines, strict=False))  # `lines` has as many
+        repeats = [(line, self.claim(article_id, source_file, line))
+                   for article_id, line in rows.filter(repeated).select("article_id", "source_line").iter_rows()]
         self.flush()
-        self.pieces.append(rows)
+        self.pieces.append(kept)
         return repeats
 
     def flush(self, min_rows: int = 1) -> None:
