@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import shutil
 
 import polars as pl
 import pytest
@@ -405,3 +406,34 @@ def test_event_may_carry_its_dateline_day_but_not_later():
     result = run(t | {"event_mentions": two_days})
     assert result.quarantine.filter(pl.col("table_name") == "event_mentions")["row_key"].to_list() == ["e1"]
     assert result.tables["event_mentions"]["article_id"].to_list() == ["a1"]
+
+
+def test_every_failing_row_is_quarantined_beyond_the_partial_list():
+    t = tables()
+    extra = pl.DataFrame(
+        {
+            "article_id": [f"x{i}" for i in range(25)],
+            "story_id": ["s1"] * 25,
+            "content_hash": [f"hx{i}" for i in range(25)],
+            "raw_chars": [100] * 25,
+            "clean_chars": [90] * 25,
+            "published_date": [dt.date(2024, 4, 4)] * 25,
+            "body": [RESIDUAL] * 25,
+            "duplicate_of": [None] * 25,
+        },
+        schema=t["articles"].schema,
+    )
+    t["articles"] = pl.concat([t["articles"], extra])
+    result = run(t)
+    assert result.critical_failures == []
+    assert sorted(result.quarantine["row_key"]) == sorted(extra["article_id"])  # GX's partial lists stop at 20
+    check = next(c for c in result.gx_results["articles"].results if not c.success)
+    assert len(check.result["unexpected_index_list"]) == 25
+
+
+def test_validation_writes_nothing_into_the_gx_project(tmp_path):
+    project = shutil.copytree(load_settings().expectations_dir, tmp_path / "expectations")
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    result = validate_tables(tables(), "run1", project, CODES, 2)
+    assert result.dq_results["success"].all()
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
