@@ -76,6 +76,8 @@ REFERENCES = {
 }
 DATA_DOCS_DIR = "data_docs"
 DOCS_RESULTS_DIR = "dq_validations"
+DOCS_SUMMARY = "dq_validations_index.json"  # each stored result's entry on the Data Docs index (tasks.gx_site)
+TEMPLATE_CACHE = Path(".cache") / "data_docs_templates"  # compiled Jinja templates of the Data Docs pages
 DOCS_SITE = "warehouse"
 VENDOR_DIR = Path("gx") / "plugins" / "custom_data_docs" / "vendor"
 # The CDN files GX's page templates load -> the vendored copy (None: not needed by these pages, dropped), so the
@@ -630,7 +632,9 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
 
     The site is configured at run time in an ephemeral context (nothing machine-specific is written to the
     committed `great_expectations.yml`); its validation results store lives beside it, so the index lists every
-    run of this warehouse and no other.
+    run of this warehouse and no other. A run renders only its own validation pages, the suite pages whose
+    committed suite changed since they were rendered, and the index (from a summary of the stored results, see
+    `tasks.gx_site`); Jinja templates are compiled once per warehouse.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -641,6 +645,7 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
     )
 
     root = Path(warehouse_dir).resolve()
+    site_dir = root / DATA_DOCS_DIR
     defaults = InMemoryStoreBackendDefaults()
     stores = {
         **defaults.stores,
@@ -652,11 +657,18 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
             },
         },
     }
+    view = {"module_name": "tasks.gx_site", "class_name": "PageView", "template_cache": str(root / TEMPLATE_CACHE)}
     site = {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DATA_DOCS_DIR)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        "site_index_builder": {
+            "module_name": "tasks.gx_site",
+            "class_name": "SummaryIndexBuilder",
+            "summary_file": str(root / DOCS_SUMMARY),
+            "view": {**view, "class_name": "IndexPageView"},
+        },
+        "site_section_builders": {"expectations": {"view": view}, "validations": {"view": view}, "profiling": "None"},
     }
     context = gx.get_context(
         mode="ephemeral",
@@ -664,23 +676,29 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
             store_backend_defaults=defaults, stores=stores, data_docs_sites={DOCS_SITE: site}
         ),
     )
-    keys = []
+    suites = Path(context_dir) / "gx" / "expectations"
+    keys, pages = [], [site_dir / "index.html"]
+    for table, expectations in suite_definitions().items():
+        context.suites.add(gx.ExpectationSuite(name=table, expectations=expectations))
+        suite_page = site_dir / "expectations" / f"{table}.html"
+        if not suite_page.is_file() or suite_page.stat().st_mtime < (suites / f"{table}.json").stat().st_mtime:
+            keys.append(ExpectationSuiteIdentifier(table))
+            pages.append(suite_page)
     for table, result in gx_results.items():
-        context.suites.add(gx.ExpectationSuite(name=table, expectations=suite_definitions()[table]))
-        suite_key = ExpectationSuiteIdentifier(table)
-        key = ValidationResultIdentifier(suite_key, result.meta["run_id"], table)
+        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(table), result.meta["run_id"], table)
         context.validation_results_store.set(key, result)
-        keys += [suite_key, key]
+        keys.append(key)
+        pages.append(site_dir.joinpath("validations", *key.to_tuple()).with_suffix(".html"))
     context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=keys)
-    use_vendored_assets(root / DATA_DOCS_DIR, Path(context_dir) / VENDOR_DIR)
+    use_vendored_assets(site_dir, Path(context_dir) / VENDOR_DIR, pages)
     return data_docs_index(root)
 
 
-def use_vendored_assets(site: Path, vendor: Path) -> None:
-    """Point the site's pages at vendored copies of the CDN scripts, styles and logo, so they render offline."""
+def use_vendored_assets(site: Path, vendor: Path, pages: list[Path]) -> None:
+    """Point the site's `pages` at vendored copies of the CDN scripts, styles and logo, so they render offline."""
     static = site / "static"
     shutil.copytree(vendor, static / "vendor", dirs_exist_ok=True)
-    for page in site.rglob("*.html"):
+    for page in pages:
         html = page.read_text(encoding="utf-8")
         prefix = Path(os.path.relpath(static, page.parent)).as_posix()
 

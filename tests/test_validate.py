@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 import shutil
 
 import polars as pl
@@ -304,6 +305,51 @@ def test_data_docs_are_built_under_the_warehouse(tmp_path):
     assert "run1" in html and "validations/articles/run1/" in html
     assert (index.parent / "expectations" / "articles.html").is_file()
     assert len(list((index.parent / "validations").rglob("*.html"))) == len(suite_definitions())
+
+
+def test_data_docs_list_every_run_and_render_only_the_new_pages(tmp_path):
+    from tasks.validate import build_data_docs
+
+    wh, project = tmp_path / "wh", load_settings().expectations_dir
+    failing = tables(articles=with_residual_boilerplate(tables()["articles"], "a2"))
+    build_data_docs(validate_tables(failing, "run1", project, CODES, 2).gx_results, wh, project)
+    rendered = {p: p.stat().st_mtime_ns for p in (wh / "data_docs").rglob("*.html") if p.name != "index.html"}
+    for stored in (wh / "dq_validations").rglob("*.json"):
+        stored.write_text("{")  # past results are listed from the index summary, not loaded again
+    index = build_data_docs(validate_tables(tables(), "run2", project, CODES, 2).gx_results, wh, project)
+    html = index.read_text()
+    for table in suite_definitions():
+        assert f"validations/{table}/run1/" in html and f"validations/{table}/run2/" in html
+    assert html.count("'_validation_success_text': 'Failed'") == 1  # run1's articles
+    assert {p: p.stat().st_mtime_ns for p in rendered} == rendered  # run1's pages and the suites' pages are kept
+
+
+def test_data_docs_index_is_rebuilt_from_the_stored_results_without_its_summary(tmp_path):
+    from tasks.validate import DOCS_SUMMARY, build_data_docs
+
+    wh, project = tmp_path / "wh", load_settings().expectations_dir
+    failing = tables(articles=with_residual_boilerplate(tables()["articles"], "a2"))
+    build_data_docs(validate_tables(failing, "run1", project, CODES, 2).gx_results, wh, project)
+    (wh / DOCS_SUMMARY).unlink()
+    html = build_data_docs(validate_tables(tables(), "run2", project, CODES, 2).gx_results, wh, project).read_text()
+    assert all(f"validations/{table}/{run}/" in html for table in suite_definitions() for run in ("run1", "run2"))
+    assert html.count("'_validation_success_text': 'Failed'") == 1
+    assert len(json.loads((wh / DOCS_SUMMARY).read_text())) == 2 * len(suite_definitions())
+
+
+def test_data_docs_suite_page_is_rendered_again_when_its_suite_changed(tmp_path):
+    from tasks.validate import build_data_docs
+
+    project = shutil.copytree(load_settings().expectations_dir, tmp_path / "expectations")
+    wh, result = tmp_path / "wh", validate_tables(tables(), "run1", project, CODES, 2)
+    build_data_docs(result.gx_results, wh, project)
+    pages = wh / "data_docs" / "expectations"
+    rendered = {p.name: p.stat().st_mtime_ns for p in pages.glob("*.html")}
+    later = rendered["articles.html"] / 1e9 + 10
+    os.utime(project / "gx" / "expectations" / "articles.json", (later, later))
+    build_data_docs(result.gx_results, wh, project)
+    again = {p.name: p.stat().st_mtime_ns for p in pages.glob("*.html")}
+    assert [name for name in rendered if again[name] != rendered[name]] == ["articles.html"]
 
 
 def with_residual_boilerplate(articles: pl.DataFrame, article_id: str) -> pl.DataFrame:
