@@ -45,6 +45,8 @@ PLOVER_TYPES = (
 INGEST_STATUSES = ("ok", "quarantined", "error")
 RESIDUAL_BOILERPLATE = r"(?im)(?:\bicon ?(?:bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
 EARLIEST_DATE = datetime(1900, 1, 1)
+NANOSECOND_DATES = (date(1678, 1, 1), date(2262, 1, 1))  # dates a nanosecond timestamp holds
+BETWEEN = "expect_column_values_to_be_between"
 NO_TEXT_LEFT = "no article text left after cleaning"
 ROW = "_row"  # a row's position in its whole table: GX's failing rows are traced back by it
 # Derived tables rebuilt each run: a row changed iff a new row of the child table carries its key (child, key).
@@ -468,9 +470,24 @@ def gx_batch(table: str, tables: dict[str, pl.DataFrame], expectations: list, lo
     frame = with_reference_flags(table, tables, tables[table].with_row_index(ROW))
     frame = with_derived_columns(table, tables, frame.filter(rows_to_check(table, tables, expectations, loaded)))
     columns = [c for c in suite_columns(expectations) if c in frame.columns]
-    batch = frame.select(columns).to_pandas()
+    bounded = [e.configuration.kwargs["column"] for e in expectations if e.expectation_type == BETWEEN]
+    batch = with_nanosecond_dates(frame.select(columns), bounded).to_pandas()
     batch.index = frame[ROW].to_numpy()
     return batch
+
+
+def with_nanosecond_dates(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`frame` with those of `columns` that are dates as nanosecond datetimes where all their values fit that unit's
+    range: GX checks such pandas columns against bounds vectorised, and dates of another unit one value at a time
+    in Python (a column holding a date out of that range is left so, and checked the slow way)."""
+    low, high = NANOSECOND_DATES
+    fits = [
+        c
+        for c in columns
+        if frame.schema[c] == pl.Date
+        and (frame[c].null_count() == frame.height or low <= frame[c].min() <= frame[c].max() < high)
+    ]
+    return frame.with_columns(pl.col(fits).cast(pl.Datetime("ns")))
 
 
 def run_parameters(actor_codes: list[str], expected_articles: int) -> dict:

@@ -483,3 +483,19 @@ def test_validation_writes_nothing_into_the_gx_project(tmp_path):
     result = validate_tables(tables(), "run1", project, CODES, 2)
     assert result.dq_results["success"].all()
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "published",
+    [dt.date(1850, 5, 5), dt.date(2999, 1, 1), dt.date(1, 1, 1), dt.date(9999, 12, 31)],  # the last two: no ns
+)
+def test_implausible_published_date_is_quarantined(published):
+    t = tables()
+    t["articles"] = t["articles"].with_columns(
+        published_date=pl.when(pl.col("article_id") == "a2").then(published).otherwise(pl.col("published_date"))
+    )
+    result = run(t)
+    assert result.critical_failures == []
+    assert quarantine_reasons(result)[("articles", "a2")] == "published_date is before 1900 or in the future"
+    check = next(c for c in result.gx_results["articles"].results if not c.success)
+    assert check.to_json_dict()["result"]["unexpected_list"] == [f"{published.isoformat()}T00:00:00"]
