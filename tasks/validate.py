@@ -484,7 +484,7 @@ def with_nanosecond_dates(frame: pl.DataFrame, columns: list[str]) -> pl.DataFra
     fits = [
         c
         for c in columns
-        if frame.schema[c] == pl.Date
+        if frame.schema.get(c) == pl.Date
         and (frame[c].null_count() == frame.height or low <= frame[c].min() <= frame[c].max() < high)
     ]
     return frame.with_columns(pl.col(fits).cast(pl.Datetime("ns")))
