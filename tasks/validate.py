@@ -19,6 +19,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -44,6 +45,8 @@ PLOVER_TYPES = (
 INGEST_STATUSES = ("ok", "quarantined", "error")
 RESIDUAL_BOILERPLATE = r"(?im)(?:\bicon ?(?:bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
 EARLIEST_DATE = datetime(1900, 1, 1)
+NANOSECOND_DATES = (date(1678, 1, 1), date(2262, 1, 1))  # dates a nanosecond timestamp holds
+BETWEEN = "expect_column_values_to_be_between"
 NO_TEXT_LEFT = "no article text left after cleaning"
 ROW = "_row"  # a row's position in its whole table: GX's failing rows are traced back by it
 # Derived tables rebuilt each run: a row changed iff a new row of the child table carries its key (child, key).
@@ -75,6 +78,8 @@ REFERENCES = {
 }
 DATA_DOCS_DIR = "data_docs"
 DOCS_RESULTS_DIR = "dq_validations"
+DOCS_SUMMARY = "dq_validations_index.json"  # each stored result's entry on the Data Docs index (tasks.gx_site)
+TEMPLATE_CACHE = Path(".cache") / "data_docs_templates"  # compiled Jinja templates of the Data Docs pages
 DOCS_SITE = "warehouse"
 VENDOR_DIR = Path("gx") / "plugins" / "custom_data_docs" / "vendor"
 # The CDN files GX's page templates load -> the vendored copy (None: not needed by these pages, dropped), so the
@@ -342,6 +347,42 @@ def gx_context(context_dir: str | Path, sync: bool = False):
     return context
 
 
+@lru_cache(maxsize=4)
+def validation_definitions(context_dir: Path) -> dict:
+    """Per table, its validation definition (committed suite + batch definition) in the GX file context: read and
+    checked against the code once per process."""
+    context = gx_context(context_dir)
+    return {table: context.validation_definitions.get(table) for table in suite_definitions()}
+
+
+def run_suite(definition, batch, parameters: dict, gx_run):
+    """Validate a pandas `batch` against a validation definition's suite, as `ValidationDefinition.run` does but
+    without writing the result into the GX project. Every expectation runs with BASIC results (counts and observed
+    values); those that failed run again with COMPLETE ones, which list every failing row's index."""
+    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
+    from great_expectations.validator.v1_validator import Validator
+
+    validator = Validator(
+        batch_definition=definition.batch_definition,
+        batch_parameters={"dataframe": batch},
+        result_format={"result_format": "BASIC"},
+    )
+    result = validator.validate_expectation_suite(definition.suite, parameters)
+    validator.result_format = {"result_format": "COMPLETE"}
+    expectations = {e.id: e for e in definition.suite.expectations}
+    for i, check in enumerate(result.results):
+        if not check.success:
+            result.results[i] = validator.validate_expectation(expectations[check.expectation_config.id], parameters)
+    result.meta.update(
+        validation_id=definition.id,
+        checkpoint_id=None,
+        run_id=gx_run,
+        validation_time=gx_run.run_time,
+        batch_parameters={"dataframe": DATAFRAME_REPLACEMENT_STR},
+    )
+    return result
+
+
 def suite_signature(suite) -> list[dict]:
     """A suite's expectations without their generated ids, for change detection."""
     return [
@@ -429,9 +470,24 @@ def gx_batch(table: str, tables: dict[str, pl.DataFrame], expectations: list, lo
     frame = with_reference_flags(table, tables, tables[table].with_row_index(ROW))
     frame = with_derived_columns(table, tables, frame.filter(rows_to_check(table, tables, expectations, loaded)))
     columns = [c for c in suite_columns(expectations) if c in frame.columns]
-    batch = frame.select(columns).to_pandas()
+    bounded = [e.configuration.kwargs["column"] for e in expectations if e.expectation_type == BETWEEN]
+    batch = with_nanosecond_dates(frame.select(columns), bounded).to_pandas()
     batch.index = frame[ROW].to_numpy()
     return batch
+
+
+def with_nanosecond_dates(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`frame` with those of `columns` that are dates as nanosecond datetimes where all their values fit that unit's
+    range: GX checks such pandas columns against bounds vectorised, and dates of another unit one value at a time
+    in Python (a column holding a date out of that range is left so, and checked the slow way)."""
+    low, high = NANOSECOND_DATES
+    fits = [
+        c
+        for c in columns
+        if frame.schema.get(c) == pl.Date
+        and (frame[c].null_count() == frame.height or low <= frame[c].min() <= frame[c].max() < high)
+    ]
+    return frame.with_columns(pl.col(fits).cast(pl.Datetime("ns")))
 
 
 def run_parameters(actor_codes: list[str], expected_articles: int) -> dict:
@@ -471,19 +527,14 @@ def validate_tables(
     """
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context = gx_context(context_dir)
     checked_at = datetime.now(UTC).replace(microsecond=0)
     gx_run = RunIdentifier(run_name=run_id, run_time=checked_at)
     dq_rows, failing, critical_failures, gx_results = [], [], [], {}
-    for table, expectations in suite_definitions().items():
-        batch = gx_batch(table, tables, expectations, loaded)
+    for table, definition in validation_definitions(Path(context_dir).resolve()).items():
+        batch = gx_batch(table, tables, definition.suite.expectations, loaded)
         not_checked = tables[table].height - len(batch)
-        result = context.validation_definitions.get(table).run(
-            batch_parameters={"dataframe": batch},
-            expectation_parameters=run_parameters(actor_codes, expected_articles - not_checked),
-            result_format={"result_format": "COMPLETE"},
-            run_id=gx_run,
-        )
+        parameters = run_parameters(actor_codes, expected_articles - not_checked)
+        result = run_suite(definition, batch, parameters, gx_run)
         del batch
         gx_results[table] = result
         for check in result.results:
@@ -598,7 +649,9 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
 
     The site is configured at run time in an ephemeral context (nothing machine-specific is written to the
     committed `great_expectations.yml`); its validation results store lives beside it, so the index lists every
-    run of this warehouse and no other.
+    run of this warehouse and no other. A run renders only its own validation pages, the suite pages whose
+    committed suite changed since they were rendered, and the index (from a summary of the stored results, see
+    `tasks.gx_site`); Jinja templates are compiled once per warehouse.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -609,6 +662,7 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
     )
 
     root = Path(warehouse_dir).resolve()
+    site_dir = root / DATA_DOCS_DIR
     defaults = InMemoryStoreBackendDefaults()
     stores = {
         **defaults.stores,
@@ -620,11 +674,18 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
             },
         },
     }
+    view = {"module_name": "tasks.gx_site", "class_name": "PageView", "template_cache": str(root / TEMPLATE_CACHE)}
     site = {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / DATA_DOCS_DIR)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        "site_index_builder": {
+            "module_name": "tasks.gx_site",
+            "class_name": "SummaryIndexBuilder",
+            "summary_file": str(root / DOCS_SUMMARY),
+            "view": {**view, "class_name": "IndexPageView"},
+        },
+        "site_section_builders": {"expectations": {"view": view}, "validations": {"view": view}, "profiling": "None"},
     }
     context = gx.get_context(
         mode="ephemeral",
@@ -632,23 +693,29 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
             store_backend_defaults=defaults, stores=stores, data_docs_sites={DOCS_SITE: site}
         ),
     )
-    keys = []
+    suites = Path(context_dir) / "gx" / "expectations"
+    keys, pages = [], [site_dir / "index.html"]
+    for table, expectations in suite_definitions().items():
+        context.suites.add(gx.ExpectationSuite(name=table, expectations=expectations))
+        suite_page = site_dir / "expectations" / f"{table}.html"
+        if not suite_page.is_file() or suite_page.stat().st_mtime < (suites / f"{table}.json").stat().st_mtime:
+            keys.append(ExpectationSuiteIdentifier(table))
+            pages.append(suite_page)
     for table, result in gx_results.items():
-        context.suites.add(gx.ExpectationSuite(name=table, expectations=suite_definitions()[table]))
-        suite_key = ExpectationSuiteIdentifier(table)
-        key = ValidationResultIdentifier(suite_key, result.meta["run_id"], table)
+        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(table), result.meta["run_id"], table)
         context.validation_results_store.set(key, result)
-        keys += [suite_key, key]
+        keys.append(key)
+        pages.append(site_dir.joinpath("validations", *key.to_tuple()).with_suffix(".html"))
     context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=keys)
-    use_vendored_assets(root / DATA_DOCS_DIR, Path(context_dir) / VENDOR_DIR)
+    use_vendored_assets(site_dir, Path(context_dir) / VENDOR_DIR, pages)
     return data_docs_index(root)
 
 
-def use_vendored_assets(site: Path, vendor: Path) -> None:
-    """Point the site's pages at vendored copies of the CDN scripts, styles and logo, so they render offline."""
+def use_vendored_assets(site: Path, vendor: Path, pages: list[Path]) -> None:
+    """Point the site's `pages` at vendored copies of the CDN scripts, styles and logo, so they render offline."""
     static = site / "static"
     shutil.copytree(vendor, static / "vendor", dirs_exist_ok=True)
-    for page in site.rglob("*.html"):
+    for page in pages:
         html = page.read_text(encoding="utf-8")
         prefix = Path(os.path.relpath(static, page.parent)).as_posix()
 

@@ -2,6 +2,8 @@
 
 import datetime as dt
 import json
+import os
+import shutil
 
 import polars as pl
 import pytest
@@ -305,6 +307,51 @@ def test_data_docs_are_built_under_the_warehouse(tmp_path):
     assert len(list((index.parent / "validations").rglob("*.html"))) == len(suite_definitions())
 
 
+def test_data_docs_list_every_run_and_render_only_the_new_pages(tmp_path):
+    from tasks.validate import build_data_docs
+
+    wh, project = tmp_path / "wh", load_settings().expectations_dir
+    failing = tables(articles=with_residual_boilerplate(tables()["articles"], "a2"))
+    build_data_docs(validate_tables(failing, "run1", project, CODES, 2).gx_results, wh, project)
+    rendered = {p: p.stat().st_mtime_ns for p in (wh / "data_docs").rglob("*.html") if p.name != "index.html"}
+    for stored in (wh / "dq_validations").rglob("*.json"):
+        stored.write_text("{")  # past results are listed from the index summary, not loaded again
+    index = build_data_docs(validate_tables(tables(), "run2", project, CODES, 2).gx_results, wh, project)
+    html = index.read_text()
+    for table in suite_definitions():
+        assert f"validations/{table}/run1/" in html and f"validations/{table}/run2/" in html
+    assert html.count("'_validation_success_text': 'Failed'") == 1  # run1's articles
+    assert {p: p.stat().st_mtime_ns for p in rendered} == rendered  # run1's pages and the suites' pages are kept
+
+
+def test_data_docs_index_is_rebuilt_from_the_stored_results_without_its_summary(tmp_path):
+    from tasks.validate import DOCS_SUMMARY, build_data_docs
+
+    wh, project = tmp_path / "wh", load_settings().expectations_dir
+    failing = tables(articles=with_residual_boilerplate(tables()["articles"], "a2"))
+    build_data_docs(validate_tables(failing, "run1", project, CODES, 2).gx_results, wh, project)
+    (wh / DOCS_SUMMARY).unlink()
+    html = build_data_docs(validate_tables(tables(), "run2", project, CODES, 2).gx_results, wh, project).read_text()
+    assert all(f"validations/{table}/{run}/" in html for table in suite_definitions() for run in ("run1", "run2"))
+    assert html.count("'_validation_success_text': 'Failed'") == 1
+    assert len(json.loads((wh / DOCS_SUMMARY).read_text())) == 2 * len(suite_definitions())
+
+
+def test_data_docs_suite_page_is_rendered_again_when_its_suite_changed(tmp_path):
+    from tasks.validate import build_data_docs
+
+    project = shutil.copytree(load_settings().expectations_dir, tmp_path / "expectations")
+    wh, result = tmp_path / "wh", validate_tables(tables(), "run1", project, CODES, 2)
+    build_data_docs(result.gx_results, wh, project)
+    pages = wh / "data_docs" / "expectations"
+    rendered = {p.name: p.stat().st_mtime_ns for p in pages.glob("*.html")}
+    later = rendered["articles.html"] / 1e9 + 10
+    os.utime(project / "gx" / "expectations" / "articles.json", (later, later))
+    build_data_docs(result.gx_results, wh, project)
+    again = {p.name: p.stat().st_mtime_ns for p in pages.glob("*.html")}
+    assert [name for name in rendered if again[name] != rendered[name]] == ["articles.html"]
+
+
 def with_residual_boilerplate(articles: pl.DataFrame, article_id: str) -> pl.DataFrame:
     return articles.with_columns(
         body=pl.when(pl.col("article_id") == article_id).then(pl.lit(RESIDUAL)).otherwise(pl.col("body"))
@@ -405,3 +452,50 @@ def test_event_may_carry_its_dateline_day_but_not_later():
     result = run(t | {"event_mentions": two_days})
     assert result.quarantine.filter(pl.col("table_name") == "event_mentions")["row_key"].to_list() == ["e1"]
     assert result.tables["event_mentions"]["article_id"].to_list() == ["a1"]
+
+
+def test_every_failing_row_is_quarantined_beyond_the_partial_list():
+    t = tables()
+    extra = pl.DataFrame(
+        {
+            "article_id": [f"x{i}" for i in range(25)],
+            "story_id": ["s1"] * 25,
+            "content_hash": [f"hx{i}" for i in range(25)],
+            "raw_chars": [100] * 25,
+            "clean_chars": [90] * 25,
+            "published_date": [dt.date(2024, 4, 4)] * 25,
+            "body": [RESIDUAL] * 25,
+            "duplicate_of": [None] * 25,
+        },
+        schema=t["articles"].schema,
+    )
+    t["articles"] = pl.concat([t["articles"], extra])
+    result = run(t)
+    assert result.critical_failures == []
+    assert sorted(result.quarantine["row_key"]) == sorted(extra["article_id"])  # GX's partial lists stop at 20
+    check = next(c for c in result.gx_results["articles"].results if not c.success)
+    assert len(check.result["unexpected_index_list"]) == 25
+
+
+def test_validation_writes_nothing_into_the_gx_project(tmp_path):
+    project = shutil.copytree(load_settings().expectations_dir, tmp_path / "expectations")
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    result = validate_tables(tables(), "run1", project, CODES, 2)
+    assert result.dq_results["success"].all()
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "published",
+    [dt.date(1850, 5, 5), dt.date(2999, 1, 1), dt.date(1, 1, 1), dt.date(9999, 12, 31)],  # the last two: no ns
+)
+def test_implausible_published_date_is_quarantined(published):
+    t = tables()
+    t["articles"] = t["articles"].with_columns(
+        published_date=pl.when(pl.col("article_id") == "a2").then(published).otherwise(pl.col("published_date"))
+    )
+    result = run(t)
+    assert result.critical_failures == []
+    assert quarantine_reasons(result)[("articles", "a2")] == "published_date is before 1900 or in the future"
+    check = next(c for c in result.gx_results["articles"].results if not c.success)
+    assert check.to_json_dict()["result"]["unexpected_list"] == [f"{published.isoformat()}T00:00:00"]
