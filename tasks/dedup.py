@@ -32,6 +32,7 @@ from scipy.spatial.distance import squareform
 from tasks.dedup_features import (
     ENTITY_WEIGHT,
     MINHASH_BANDS,
+    ShingleSets,
     doc_frequencies,
     intersection_sizes,
     rowwise_dot,
@@ -202,25 +203,25 @@ class _ShingleRows:
         self.texts, self.text_rows = texts, text_rows
         self.row_of, self.parts, self.n = np.full(len(text_rows), -1, np.int64), [], 0
 
-    def add(self, ks: np.ndarray, matrix: sp.csr_matrix | None = None) -> None:
-        """Take the rows of texts `ks` from `matrix`, or shingle those of them not seen yet."""
-        if matrix is None:
+    def add(self, ks: np.ndarray, sets: ShingleSets | None = None) -> None:
+        """Take the shingle sets of texts `ks` from `sets`, or shingle those of them not seen yet."""
+        if sets is None:
             ks = ks[self.row_of[ks] < 0]
             if not len(ks):
                 return
-            matrix, _ = shingle_sets(self.texts, self.text_rows[ks], with_bands=False)
+            sets, _ = shingle_sets(self.texts, self.text_rows[ks], with_bands=False)
         self.row_of[ks] = self.n + np.arange(len(ks))
-        self.parts.append(matrix)
+        self.parts.append(sets)
         self.n += len(ks)
 
     def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Exact shingle Jaccard of text pairs (a[n], b[n])."""
         self.add(np.unique(np.r_[a, b]))
-        m = sp.vstack(self.parts, format="csr") if len(self.parts) > 1 else self.parts[0]
-        self.parts = [m]
-        sizes = np.diff(m.indptr).astype(np.float64)
+        sets = ShingleSets.stack(self.parts)
+        self.parts = [sets]
+        sizes = sets.sizes().astype(np.float64)
         ra, rb = self.row_of[a], self.row_of[b]
-        inter = intersection_sizes(m, ra, rb)
+        inter = intersection_sizes(sets, ra, rb)
         return inter / np.maximum(sizes[ra] + sizes[rb] - inter, 1.0)
 
 
@@ -242,8 +243,8 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     text_rows = pool["text_row"].gather(rep_pos).to_numpy()
     shingles = _ShingleRows(texts, text_rows)
     unseen = reps.filter("unseen")["k"].to_numpy()
-    matrix, bands = shingle_sets(texts, text_rows[unseen])
-    shingles.add(unseen, matrix)
+    sets, bands = shingle_sets(texts, text_rows[unseen])
+    shingles.add(unseen, sets)
     is_new = np.zeros(len(rep_pos), bool)
     is_new[unseen] = True
     prior_bands = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -19,7 +20,7 @@ MINHASH_BANDS = 12
 MINHASH_ROWS = 3
 HASH_SEED = 20240404
 CHUNK_DOCS = 50_000  # texts tokenised at once: bounds the memory of the exploded tokens
-SHINGLE_SPACE = 2**30  # shingle set columns: 30-bit hashes, so int32 indices (collisions barely move a Jaccard)
+# Shingle set columns are 30-bit hashes, so int32 indices (collisions barely move a Jaccard).
 FEATURE_SPACE = 2**62  # story feature columns: 61-bit hash << 1 | is-entity bit
 _STOPWORD_TEXT = """
 a about above after again against all also am an and any are as at be because been before being below between both
@@ -57,57 +58,115 @@ def word_shingles(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return doc[:end][same_doc], sh[same_doc]
 
 
-def shingle_sets(texts: pl.Series, rows: np.ndarray, with_bands: bool = True) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Per text `texts[rows]`: its shingle set as a binary CSR row, and (`with_bands`) its MinHash band keys
-    (n x MINHASH_BANDS, uint64; all zero for a text too short to shingle, or without `with_bands`). Texts are
-    gathered and processed CHUNK_DOCS at a time, one chunk per core (numpy and polars release the GIL here)."""
+class ShingleSets(NamedTuple):
+    """Shingle sets of texts in CSR layout: the sorted distinct shingle columns of text r are
+    `indices[indptr[r]:indptr[r + 1]]` (30-bit shingle hashes, int32)."""
 
-    def chunk(start: int) -> tuple[sp.csr_matrix, np.ndarray]:
-        part = texts.gather(rows[start : start + CHUNK_DOCS])
-        doc, sh = word_shingles(part)
-        m = sp.csr_matrix((np.ones(len(doc), np.float32), (doc, (sh >> np.uint64(34)).astype(np.int32))),
-                          shape=(len(part), SHINGLE_SPACE))
-        m.sum_duplicates()
-        m.data[:] = 1.0
-        bands = minhash_bands(doc, sh, len(part)) if with_bands else np.zeros((len(part), MINHASH_BANDS), np.uint64)
-        return m, bands
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def stack(cls, parts: list[ShingleSets]) -> ShingleSets:
+        """The rows of `parts` one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [p.indptr[-1] for p in parts[:-1]])
+        indptr = np.concatenate([[0], *(p.indptr[1:] + off for p, off in zip(parts, offsets, strict=True))])
+        return cls(indptr, np.concatenate([p.indices for p in parts]))
+
+    def sizes(self) -> np.ndarray:
+        """Number of distinct shingles per text."""
+        return np.diff(self.indptr)
+
+
+def shingle_sets(texts: pl.Series, rows: np.ndarray, with_bands: bool = True) -> tuple[ShingleSets, np.ndarray]:
+    """Per text `texts[rows]`: its shingle set, and (`with_bands`) its MinHash band keys (n x MINHASH_BANDS,
+    uint64; all zero for a text too short to shingle, or without `with_bands`). Texts are gathered and
+    processed CHUNK_DOCS at a time, one chunk per core (polars and the numba kernel release the GIL)."""
+    perm_a, perm_b = _minhash_permutations()
+
+    def chunk(start: int) -> tuple[ShingleSets, np.ndarray]:
+        starts, h = _token_hashes(texts.gather(rows[start : start + CHUNK_DOCS]))
+        indptr, indices, bands = _shingle_kernel(h, starts, perm_a, perm_b, with_bands)
+        return ShingleSets(indptr, indices), bands
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         parts = list(pool.map(chunk, range(0, len(rows), CHUNK_DOCS)))
     if not parts:
-        return sp.csr_matrix((0, SHINGLE_SPACE), dtype=np.float32), np.zeros((0, MINHASH_BANDS), np.uint64)
-    return sp.vstack([m for m, _ in parts], format="csr"), np.vstack([b for _, b in parts])
+        return ShingleSets(np.zeros(1, np.int64), np.empty(0, np.int32)), np.zeros((0, MINHASH_BANDS), np.uint64)
+    return ShingleSets.stack([m for m, _ in parts]), np.vstack([b for _, b in parts])
 
 
-def minhash_bands(doc: np.ndarray, sh: np.ndarray, n_docs: int) -> np.ndarray:
-    """LSH band keys per doc from a MinHash signature of MINHASH_BANDS x MINHASH_ROWS permutations."""
-    out = np.zeros((n_docs, MINHASH_BANDS), np.uint64)
-    if len(doc) == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+def _token_hashes(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Word hashes of lowercased texts, concatenated, and where each text's words start (n + 1 offsets)."""
+    tokens = bodies.str.to_lowercase().str.extract_all(r"\w+")
+    starts = np.zeros(len(bodies) + 1, np.int64)
+    np.cumsum(tokens.list.len().fill_null(0).to_numpy(), out=starts[1:])
+    h = tokens.list.eval(pl.element().hash(seed=HASH_SEED)).explode().drop_nulls().to_numpy()
+    return starts, h
+
+
+def _minhash_permutations() -> tuple[np.ndarray, np.ndarray]:
+    """Multipliers (odd) and offsets of the MINHASH_BANDS x MINHASH_ROWS hash permutations."""
     rng = np.random.default_rng(HASH_SEED)
     n_perm = MINHASH_BANDS * MINHASH_ROWS
-    a = rng.integers(1, 2**63, n_perm, dtype=np.uint64) | np.uint64(1)
-    b = rng.integers(0, 2**63, n_perm, dtype=np.uint64)
-    sig = np.empty((len(starts), n_perm), np.uint64)
-    permuted = np.empty_like(sh)  # reused: fresh 8-byte-per-shingle arrays per permutation cost page faults
-    for k in range(n_perm):
-        np.multiply(sh, a[k], out=permuted)
-        np.add(permuted, b[k], out=permuted)
-        sig[:, k] = np.minimum.reduceat(permuted, starts)
-    mix = np.uint64(0xBF58476D1CE4E5B9)
-    for band in range(MINHASH_BANDS):
-        key = np.zeros(len(starts), np.uint64)
-        for col in sig[:, band * MINHASH_ROWS : (band + 1) * MINHASH_ROWS].T:
-            key = (key ^ col) * mix
-        out[doc[starts], band] = key | np.uint64(1)  # never 0: 0 marks "no shingles"
-    return out
+    multipliers = rng.integers(1, 2**63, n_perm, dtype=np.uint64) | np.uint64(1)
+    return multipliers, rng.integers(0, 2**63, n_perm, dtype=np.uint64)
 
 
-def intersection_sizes(m: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Shared columns of rows a[k] and b[k] of a binary CSR matrix with sorted indices, for each pair k."""
+@numba.njit(cache=True, nogil=True)
+def _shingle_kernel(h: np.ndarray, starts: np.ndarray, perm_a: np.ndarray, perm_b: np.ndarray, with_bands: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per text (words h[starts[d]:starts[d + 1]]): its sorted distinct shingle columns (CSR indptr, indices)
+    and its LSH band keys from the MinHash signature (all zero for a text without shingles)."""
+    n = len(starts) - 1
+    mult, mix = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
+    indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(len(h), np.int32)
+    bands = np.zeros((n, MINHASH_BANDS), np.uint64)
+    sig = np.empty(MINHASH_BANDS * MINHASH_ROWS, np.uint64)
+    longest = 0
+    for d in range(n):
+        longest = max(longest, starts[d + 1] - starts[d])
+    sh = np.empty(longest, np.uint64)
+    cols = np.empty(longest, np.int32)
+    nnz = 0
+    for d in range(n):
+        first, m = starts[d], starts[d + 1] - starts[d] - SHINGLE_WORDS + 1
+        for p in range(m):
+            x = h[first + p]
+            for k in range(1, SHINGLE_WORDS):
+                x = x * mult + h[first + p + k]
+            sh[p] = x
+            cols[p] = np.int32(x >> np.uint64(34))
+        if m > 0:
+            cols[:m].sort()
+            indices[nnz] = cols[0]
+            nnz += 1
+            for p in range(1, m):
+                if cols[p] != cols[p - 1]:
+                    indices[nnz] = cols[p]
+                    nnz += 1
+            if with_bands:
+                for k in range(len(sig)):
+                    a, b = perm_a[k], perm_b[k]
+                    low = np.uint64(0xFFFFFFFFFFFFFFFF)
+                    for p in range(m):
+                        low = min(low, sh[p] * a + b)
+                    sig[k] = low
+                for band in range(MINHASH_BANDS):
+                    key = np.uint64(0)
+                    for r in range(MINHASH_ROWS):
+                        key = (key ^ sig[band * MINHASH_ROWS + r]) * mix
+                    bands[d, band] = key | np.uint64(1)  # never 0: 0 marks "no shingles"
+        indptr[d + 1] = nnz
+    return indptr, indices[:nnz].copy(), bands
+
+
+def intersection_sizes(sets: ShingleSets, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Shared shingles of sets a[k] and b[k], for each pair k."""
     out = np.empty(len(a), np.int64)
-    _merge_count(m.indptr.astype(np.int64), m.indices, a.astype(np.int64), b.astype(np.int64), out)
+    _merge_count(sets.indptr, sets.indices, a.astype(np.int64), b.astype(np.int64), out)
     return out
 
 
