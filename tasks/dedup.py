@@ -148,7 +148,7 @@ def build_index(articles: pl.DataFrame) -> DedupIndex:
     docs = rows.filter(pl.col("duplicate_of").is_null())
     counts, _ = story_features(articles["body"], docs["index"].to_numpy(), docs["title"])
     df = doc_frequencies(counts)
-    x = tfidf_matrix(counts, docs.height, df, docs.height)
+    x = tfidf_matrix(counts, df, docs.height)
     blocks = _blocking_keys(x, df, docs.height).join(
         docs.select("article_id").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
     ).drop("doc")
@@ -407,7 +407,7 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index
     )
     prior_docs = docs.slice(new.height)
     counts, prior_vocab = story_features(texts, prior_docs["text_row"].to_numpy(), prior_docs["title"])
-    x = sp.vstack([x_new, tfidf_matrix(counts, prior_docs.height, df, n_docs)], format="csr")
+    x = sp.vstack([x_new, tfidf_matrix(counts, df, n_docs)], format="csr")
     local = docs.select("pos").with_row_index("idx").cast({"idx": pl.Int64})
     pairs = pairs.join(local.select(i="pos", li="idx"), on="i").join(local.select(j="pos", lj="idx"), on="j")
     i, j = pairs["li"].to_numpy(), pairs["lj"].to_numpy()
@@ -439,7 +439,7 @@ def _new_vectors(texts: pl.Series, new: pl.DataFrame, index: DedupIndex
         .cast(DF_SCHEMA)
     )
     n_docs = int(index.keys["block"].is_not_null().sum()) + new.height
-    return tfidf_matrix(counts, new.height, df, n_docs), vocab, df, n_docs
+    return tfidf_matrix(counts, df, n_docs), vocab, df, n_docs
 
 
 def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFrame:
@@ -529,7 +529,7 @@ class _StoryVectors:
         """Vectors of a prior story's clustered docs."""
         members = self.docs.filter(pl.col("story_id") == story_id)
         counts, _ = story_features(self.texts, members["text_row"].to_numpy(), members["title"])
-        return tfidf_matrix(counts, members.height, self.df, self.n_docs)
+        return tfidf_matrix(counts, self.df, self.n_docs)
 
 
 def _average_link(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, nodes: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ run) share one column space: the index stored in the warehouse stays valid as th
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -68,15 +69,17 @@ class ShingleSets(NamedTuple):
     @classmethod
     def stack(cls, parts: list[ShingleSets]) -> ShingleSets:
         """The rows of `parts` one after the other."""
-        if len(parts) == 1:
-            return parts[0]
-        offsets = np.cumsum([0] + [p.indptr[-1] for p in parts[:-1]])
-        indptr = np.concatenate([[0], *(p.indptr[1:] + off for p, off in zip(parts, offsets, strict=True))])
-        return cls(indptr, np.concatenate([p.indices for p in parts]))
+        return parts[0] if len(parts) == 1 else cls(stack_indptr(parts), np.concatenate([p.indices for p in parts]))
 
     def sizes(self) -> np.ndarray:
         """Number of distinct shingles per text."""
         return np.diff(self.indptr)
+
+
+def stack_indptr(parts: list[NamedTuple]) -> np.ndarray:
+    """Row offsets of CSR parts (each with an `indptr` field) put one after the other."""
+    offsets = np.cumsum([0] + [p.indptr[-1] for p in parts[:-1]])
+    return np.concatenate([[0], *(p.indptr[1:] + off for p, off in zip(parts, offsets, strict=True))])
 
 
 def shingle_sets(texts: pl.Series, rows: np.ndarray, with_bands: bool = True) -> tuple[ShingleSets, np.ndarray]:
@@ -197,26 +200,82 @@ def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix, i: np.ndarray, j: np.ndarray
     return out
 
 
-def story_features(texts: pl.Series, rows: np.ndarray, titles: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Feature counts (doc, key, tf) of the texts `texts[rows]` (doc: position in `rows`; `titles` aligned with
-    `rows`) and their vocabulary (key, feat): lowercased key terms (title + body) and '@'-prefixed named-entity
-    words and phrases (body only: headlines are often Title Case); the lead's words count twice. `key` is the
-    feature's hash with the entity flag in its lowest bit."""
-    counts, vocab = [], []
-    for start in range(0, len(rows), CHUNK_DOCS):
-        feats = _features(texts.gather(rows[start : start + CHUNK_DOCS]), titles.slice(start, CHUNK_DOCS))
-        keyed = feats.select(
-            doc=pl.col("doc") + start,
+class FeatureCounts(NamedTuple):
+    """Story feature counts of docs in CSR layout: doc r has the feature keys `keys[indptr[r]:indptr[r + 1]]`
+    (ascending) with their counts in `tf`."""
+
+    indptr: np.ndarray
+    keys: np.ndarray
+    tf: np.ndarray
+
+    @classmethod
+    def stack(cls, parts: list[FeatureCounts]) -> FeatureCounts:
+        """The rows of `parts` one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(stack_indptr(parts), np.concatenate([p.keys for p in parts]), np.concatenate([p.tf for p in parts]))
+
+    @property
+    def n_docs(self) -> int:
+        """Number of docs (rows)."""
+        return len(self.indptr) - 1
+
+
+def story_features(texts: pl.Series, rows: np.ndarray, titles: pl.Series) -> tuple[FeatureCounts, pl.DataFrame]:
+    """Feature counts of the texts `texts[rows]` (`titles` aligned with `rows`) and their vocabulary (key,
+    feat): lowercased key terms (title + body) and '@'-prefixed named-entity words and phrases (body only:
+    headlines are often Title Case); the lead's words count twice. `key` is the feature's hash with the entity
+    flag in its lowest bit. Texts are processed CHUNK_DOCS at a time, one chunk per core."""
+
+    def chunk(start: int) -> tuple[FeatureCounts, pl.DataFrame]:
+        part = rows[start : start + CHUNK_DOCS]
+        keyed = _features(texts.gather(part), titles.slice(start, CHUNK_DOCS)).select(
+            "doc",
             key=(pl.col("feat").hash(seed=HASH_SEED) // 8 * 2).cast(pl.Int64)
             + pl.col("feat").str.starts_with("@").cast(pl.Int64),
             feat="feat",
         )
-        counts.append(keyed.group_by("doc", "key").agg(tf=pl.len().cast(pl.Int32)))
-        vocab.append(keyed.select("key", "feat").unique("key"))
-    if not counts:
-        return (pl.DataFrame(schema={"doc": pl.Int64, "key": pl.Int64, "tf": pl.Int32}),
+        counts = FeatureCounts(*_count_features(keyed["doc"].to_numpy(), keyed["key"].to_numpy(), len(part)))
+        return counts, keyed.select("key", "feat").unique("key")
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        parts = list(pool.map(chunk, range(0, len(rows), CHUNK_DOCS)))
+    if not parts:
+        return (FeatureCounts(np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0, np.int32)),
                 pl.DataFrame(schema={"key": pl.Int64, "feat": pl.String}))
-    return pl.concat(counts), pl.concat(vocab).unique("key")
+    return FeatureCounts.stack([c for c, _ in parts]), pl.concat([v for _, v in parts]).unique("key")
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_features(doc: np.ndarray, key: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature occurrences (doc[p], key[p]) counted per doc: CSR (indptr, distinct keys ascending, counts)."""
+    by_doc = np.zeros(n_docs + 1, np.int64)
+    for d in doc:
+        by_doc[d + 1] += 1
+    by_doc = np.cumsum(by_doc)
+    fill = by_doc[:-1].copy()
+    grouped = np.empty(len(key), np.int64)
+    for p in range(len(key)):
+        grouped[fill[doc[p]]] = key[p]
+        fill[doc[p]] += 1
+    indptr = np.zeros(n_docs + 1, np.int64)
+    keys = np.empty(len(key), np.int64)
+    tf = np.empty(len(key), np.int32)
+    nnz = 0
+    for d in range(n_docs):
+        lo, hi = by_doc[d], by_doc[d + 1]
+        if hi > lo:
+            grouped[lo:hi].sort()
+            keys[nnz], tf[nnz] = grouped[lo], 1
+            for p in range(lo + 1, hi):
+                if grouped[p] == keys[nnz]:
+                    tf[nnz] += 1
+                else:
+                    nnz += 1
+                    keys[nnz], tf[nnz] = grouped[p], 1
+            nnz += 1
+        indptr[d + 1] = nnz
+    return indptr, keys[:nnz].copy(), tf[:nnz].copy()
 
 
 def _features(bodies: pl.Series, titles: pl.Series) -> pl.DataFrame:
@@ -251,29 +310,39 @@ def _features(bodies: pl.Series, titles: pl.Series) -> pl.DataFrame:
     return pl.concat([terms, entities]).collect()
 
 
-def doc_frequencies(counts: pl.DataFrame) -> pl.DataFrame:
+def doc_frequencies(counts: FeatureCounts) -> pl.DataFrame:
     """Documents per feature key (key, df)."""
-    return counts.group_by("key").agg(df=pl.len().cast(pl.Int64))
+    return pl.DataFrame({"key": counts.keys}).group_by("key").agg(df=pl.len().cast(pl.Int64))
 
 
-def tfidf_matrix(counts: pl.DataFrame, n_rows: int, df: pl.DataFrame, n_docs: int) -> sp.csr_matrix:
+def frequencies_of(keys: np.ndarray, df: pl.DataFrame) -> np.ndarray:
+    """Document frequency from `df` (key, df) of each key (0 if unknown)."""
+    found = pl.DataFrame({"key": keys}).join(df, on="key", how="left", maintain_order="left")
+    return found["df"].fill_null(0).to_numpy()
+
+
+def tfidf_matrix(counts: FeatureCounts, df: pl.DataFrame, n_docs: int) -> sp.csr_matrix:
     """Sublinear TF-IDF rows (columns: feature keys), with idf from `df` (key, df) over `n_docs` documents;
     each channel (terms, entities) L2-normalised and scaled so that a row dot product is
     ENTITY_WEIGHT * entity cosine + (1 - ENTITY_WEIGHT) * term cosine."""
-    idf = ((n_docs + 1) / (pl.col("df").fill_null(0) + 1)).log() + IDF_FLOOR
-    share = pl.when("entity").then(ENTITY_WEIGHT).otherwise(1.0 - ENTITY_WEIGHT).sqrt()
-    counts = (
-        counts.lazy()
-        .join(df.lazy(), on="key", how="left")
-        .select("doc", "key", entity=pl.col("key") % 2 == 1,
-                w=(1.0 + pl.col("tf").cast(pl.Float64).log()) * idf)
-        .select("doc", "key", w=(pl.col("w") * share / pl.col("w").pow(2).sum().over("doc", "entity").sqrt())
-                .cast(pl.Float32))
-        .collect()
-    )
-    x = sp.csr_matrix(
-        (counts["w"].to_numpy(), (counts["doc"].to_numpy(), counts["key"].to_numpy())),
-        shape=(n_rows, FEATURE_SPACE),
-    )
-    x.sort_indices()
-    return x
+    weights = _tfidf_weights(counts.indptr, counts.keys, counts.tf, frequencies_of(counts.keys, df), n_docs)
+    return sp.csr_matrix((weights, counts.keys, counts.indptr), shape=(counts.n_docs, FEATURE_SPACE))
+
+
+@numba.njit(cache=True, nogil=True)
+def _tfidf_weights(indptr: np.ndarray, keys: np.ndarray, tf: np.ndarray, doc_freq: np.ndarray, n_docs: int
+                   ) -> np.ndarray:
+    """The weights of `tfidf_matrix`, per stored count."""
+    out = np.empty(len(keys), np.float32)
+    w = np.empty(len(keys), np.float64)
+    share = (math.sqrt(1.0 - ENTITY_WEIGHT), math.sqrt(ENTITY_WEIGHT))
+    for d in range(len(indptr) - 1):
+        norm = np.zeros(2)
+        for p in range(indptr[d], indptr[d + 1]):
+            idf = math.log((n_docs + 1) / (doc_freq[p] + 1)) + IDF_FLOOR
+            w[p] = (1.0 + math.log(tf[p])) * idf
+            norm[keys[p] & 1] += w[p] ** 2
+        for p in range(indptr[d], indptr[d + 1]):
+            channel = keys[p] & 1
+            out[p] = np.float32(w[p] * share[channel] / math.sqrt(norm[channel]))
+    return out
