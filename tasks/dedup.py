@@ -411,7 +411,7 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index
     local = docs.select("pos").with_row_index("idx").cast({"idx": pl.Int64})
     pairs = pairs.join(local.select(i="pos", li="idx"), on="i").join(local.select(j="pos", lj="idx"), on="j")
     i, j = pairs["li"].to_numpy(), pairs["lj"].to_numpy()
-    sim = rowwise_dot(x, x, i, j)
+    sim = rowwise_dot(x, i, j)
     is_new = docs["is_new"].to_numpy()
     both_new = is_new[i] & is_new[j]
     label = _average_link(docs.height, i[both_new], j[both_new], sim[both_new], np.flatnonzero(is_new))

@@ -192,12 +192,102 @@ def _merge_count(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.n
         out[p] = n
 
 
-def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix, i: np.ndarray, j: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-    """Dot products a[i[k]] . b[j[k]] for each pair k, chunked to bound memory."""
+def rowwise_dot(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Dot products x[i[k]] . x[j[k]] for each pair k (float32 sums in the order scipy's row sums take), the
+    pairs split between the cores."""
     out = np.empty(len(i), np.float64)
-    for s in range(0, len(i), chunk):
-        out[s : s + chunk] = np.asarray(a[i[s : s + chunk]].multiply(b[j[s : s + chunk]]).sum(axis=1)).ravel()
+    longest = int(np.diff(x.indptr).max(initial=0))
+    bounds = np.linspace(0, len(i), (os.cpu_count() or 1) + 1).astype(np.int64)
+
+    def part(k: int) -> None:
+        lo, hi = bounds[k], bounds[k + 1]
+        _merge_dot(x.indptr, x.indices, x.data, i[lo:hi].astype(np.int64), j[lo:hi].astype(np.int64), longest,
+                   out[lo:hi])
+
+    with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
+        list(pool.map(part, range(len(bounds) - 1)))
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_dot(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.ndarray, b: np.ndarray,
+               longest: int, out: np.ndarray) -> None:
+    """Sorted-merge dot product per row pair: the nonzero products in column order, summed like numpy's
+    add.reduceat (first product, plus the pairwise sum of the rest)."""
+    products = np.empty(longest, np.float32)
+    for p in range(len(a)):
+        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
+        n = 0
+        while i < i_end and j < j_end:
+            x, y = indices[i], indices[j]
+            if x == y:
+                v = data[i] * data[j]
+                if v != 0:
+                    products[n] = v
+                    n += 1
+                i += 1
+                j += 1
+            elif x < y:
+                i += 1
+            else:
+                j += 1
+        out[p] = 0.0 if n == 0 else products[0] + _pairwise_sum(products, 1, n - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(v: np.ndarray, lo: int, n: int) -> np.float32:
+    """numpy's float32 pairwise summation of v[lo:lo + n]: blocks of at most 128 halved recursively (here with
+    an explicit stack: numba's cache cannot hold recursive functions)."""
+    if n <= 128:
+        return _block_sum(v, lo, n)
+    starts, sizes, split = np.empty(64, np.int64), np.empty(64, np.int64), np.zeros(64, np.bool_)
+    sums = np.empty(64, np.float32)
+    starts[0], sizes[0], top, n_sums = lo, n, 1, 0
+    while top:
+        top -= 1
+        start, size = starts[top], sizes[top]
+        if size <= 128:
+            sums[n_sums] = _block_sum(v, start, size)
+            n_sums += 1
+        elif split[top]:
+            n_sums -= 1
+            sums[n_sums - 1] += sums[n_sums]
+        else:
+            half = size // 2
+            half -= half % 8
+            split[top] = True
+            starts[top + 1], sizes[top + 1], split[top + 1] = start + half, size - half, False
+            starts[top + 2], sizes[top + 2], split[top + 2] = start, half, False
+            top += 3
+    return sums[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sum(v: np.ndarray, lo: int, n: int) -> np.float32:
+    """numpy's float32 sum of a block of at most 128 values: 8 running sums, or in turn below 8 values."""
+    if n < 8:
+        total = np.float32(-0.0)
+        for k in range(n):
+            total += v[lo + k]
+        return total
+    r0, r1, r2, r3 = v[lo], v[lo + 1], v[lo + 2], v[lo + 3]
+    r4, r5, r6, r7 = v[lo + 4], v[lo + 5], v[lo + 6], v[lo + 7]
+    k = 8
+    while k < n - n % 8:
+        r0 += v[lo + k]
+        r1 += v[lo + k + 1]
+        r2 += v[lo + k + 2]
+        r3 += v[lo + k + 3]
+        r4 += v[lo + k + 4]
+        r5 += v[lo + k + 5]
+        r6 += v[lo + k + 6]
+        r7 += v[lo + k + 7]
+        k += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while k < n:
+        total += v[lo + k]
+        k += 1
+    return total
 
 
 class FeatureCounts(NamedTuple):
