@@ -19,9 +19,12 @@ candidates for a new article instead of re-processing every prior text.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -34,7 +37,9 @@ from tasks.dedup_features import (
     MINHASH_BANDS,
     ShingleSets,
     doc_frequencies,
+    frequencies_of,
     intersection_sizes,
+    list_column,
     rowwise_dot,
     shingle_sets,
     story_features,
@@ -55,7 +60,7 @@ MAX_DENSE_CLUSTER = 3000
 SPLIT_MIN_HALF = 3
 SPLIT_RATIO = 0.35
 EVIDENCE_TERMS = 4
-PROBE_CHUNK_DOCS = 20_000  # docs whose blocking keys or candidate pairs are built at once: bounds memory
+NO_DAY = np.iinfo(np.int64).min  # the day (and week) number of an undated article
 BASE_SCHEMA = {
     "article_id": pl.String,
     "outlet": pl.String,
@@ -447,71 +452,142 @@ def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFr
     features, plus the BLOCK_TOP_UNIQUE top-weighted features no other doc has yet, which are what a later
     article of the same story will share with it."""
     max_df = max(BLOCK_MIN_MAX_DF, int(BLOCK_MAX_DF * n_docs))
-    tops = []
-    for start in range(0, x.shape[0], PROBE_CHUNK_DOCS):  # a chunk of rows at a time: bounds memory
-        coo = x[start : start + PROBE_CHUNK_DOCS].tocoo()
-        rows = pl.DataFrame({"doc": coo.row.astype(np.int64) + start, "key": coo.col.astype(np.int64),
-                             "w": coo.data})
-        tops.append(
-            rows.join(df, on="key", how="left")
-            .filter(pl.col("df") <= max_df)
-            .with_columns(unique=pl.col("df") == 1)
-            .sort("doc", "unique", "w", "key", descending=[False, False, True, False])
-            .filter(pl.int_range(pl.len()).over("doc", "unique")
-                    < pl.when("unique").then(BLOCK_TOP_UNIQUE).otherwise(BLOCK_TOP_K))
-            .group_by("doc", maintain_order=True)
-            .agg(block="key", block_w="w")
-        )
-    top = pl.concat(tops) if tops else pl.DataFrame(
-        schema={"doc": pl.Int64, "block": pl.List(pl.Int64), "block_w": pl.List(pl.Float32)})
-    every = pl.DataFrame({"doc": np.arange(x.shape[0], dtype=np.int64)})
-    return every.join(top, on="doc", how="left", maintain_order="left").with_columns(
-        pl.col("block").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
-        pl.col("block_w").fill_null(pl.lit([], dtype=pl.List(pl.Float32))),
-    )
+    indptr, keys, weights = _top_features(x.indptr, x.indices, x.data, frequencies_of(x.indices, df), max_df)
+    return pl.DataFrame({"doc": np.arange(x.shape[0], dtype=np.int64), "block": list_column(indptr, keys),
+                         "block_w": list_column(indptr, weights)})
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_features(indptr: np.ndarray, keys: np.ndarray, weights: np.ndarray, doc_freq: np.ndarray, max_df: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per CSR row: its BLOCK_TOP_K heaviest features of frequency 2..max_df, then its BLOCK_TOP_UNIQUE
+    heaviest of frequency 1 (each by weight descending, then key), as CSR (indptr, keys, weights)."""
+    n = len(indptr) - 1
+    out_ptr = np.zeros(n + 1, np.int64)
+    out_keys = np.empty(n * (BLOCK_TOP_K + BLOCK_TOP_UNIQUE), np.int64)
+    out_w = np.empty(len(out_keys), np.float32)
+    picked = np.empty(np.max(np.diff(indptr)) if n else 0, np.int64)
+    nnz = 0
+    for d in range(n):
+        for unique, top in ((False, BLOCK_TOP_K), (True, BLOCK_TOP_UNIQUE)):
+            m = 0
+            for p in range(indptr[d], indptr[d + 1]):
+                if 0 < doc_freq[p] <= max_df and (doc_freq[p] == 1) == unique:
+                    picked[m] = p
+                    m += 1
+            order = np.argsort(-weights[picked[:m]], kind="mergesort")[:top]  # stable: ties keep keys ascending
+            for p in picked[:m][order]:
+                out_keys[nnz], out_w[nnz] = keys[p], weights[p]
+                nnz += 1
+        out_ptr[d + 1] = nnz
+    return out_ptr, out_keys[:nnz].copy(), out_w[:nnz].copy()
 
 
 def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
     """Pairs (i, j, new_j) of pool positions, i new, whose top-weighted features overlap by at least
     BLOCK_MIN_PARTIAL (a lower bound of their similarity) and whose dates are within the window (unless one
-    is missing); a pair of two new docs appears once, with i < j.
+    is missing); a pair of two new docs appears once, with i < j; sorted by i, then j.
 
     Blocking keys are (feature, week): a new dated article looks up its own and the adjacent weeks plus the
     undated articles; a new undated article looks up every article. A (feature, week) shared by more than
     BLOCK_MAX_PER_WEEK articles is no evidence of one story, so work stays linear when a week gets denser.
     """
-    entries = blocks.explode("block", "block_w").drop_nulls("block").select(
-        "pos", "is_new", "published_date", key="block", w="block_w",
-        week=pl.col("published_date").cast(pl.Int64) // DATE_WINDOW_DAYS,
-    )
+    entries = blocks.select("pos", "is_new", day=pl.col("published_date").cast(pl.Int64), key="block",
+                            w="block_w").explode("key", "w").drop_nulls("key")
     entries = entries.join(entries.filter("is_new").select("key").unique(), on="key", how="semi")
-    register = entries.filter(pl.len().over("key", "week") <= BLOCK_MAX_PER_WEEK).select(
-        "key", "week", j="pos", new_j="is_new", w_j="w", date_j="published_date"
-    )
-    probes = entries.filter("is_new").select("key", "week", i="pos", w_i="w", date_i="published_date")
-    chunks = probes.with_columns(chunk=(pl.col("i").rank("dense") - 1) // PROBE_CHUNK_DOCS).partition_by("chunk")
-    found = [_overlapping(chunk.drop("chunk"), register) for chunk in chunks]
-    empty = pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, "new_j": pl.Boolean})
-    return pl.concat([empty, *found]).sort("i", "j")
+    entries = entries.with_columns(
+        pl.col("day").fill_null(NO_DAY), week=(pl.col("day") // DATE_WINDOW_DAYS).fill_null(NO_DAY)
+    ).sort("key", "week")
+    key, week, day, pos, w = (entries[c].to_numpy() for c in ("key", "week", "day", "pos", "w"))
+    is_new = entries["is_new"].to_numpy()
+    group_start, group_of, key_groups = _block_groups(key, week)
+    probes = np.flatnonzero(is_new)
+    probes = probes[np.argsort(pos[probes], kind="stable")]
+    doc_start = np.r_[np.flatnonzero(np.r_[True, np.diff(pos[probes]) != 0]), len(probes)]
+    new_at = np.zeros(int(pos.max(initial=-1)) + 1, np.bool_)
+    new_at[pos[is_new]] = True
+    bounds = doc_start[np.linspace(0, len(doc_start) - 1, (os.cpu_count() or 1) + 1).astype(np.int64)]
+
+    def part(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return _overlapping(group_start, group_of, key_groups, week, day, pos, w, new_at, probes,
+                            bounds[k], bounds[k + 1])
+
+    with ThreadPoolExecutor(max_workers=len(bounds) - 1) as threads:
+        found = list(threads.map(part, range(len(bounds) - 1)))
+    i = np.concatenate([np.empty(0, np.int64), *(f[0] for f in found)])
+    j = np.concatenate([np.empty(0, np.int64), *(f[1] for f in found)])
+    return pl.DataFrame({"i": i, "j": j, "new_j": new_at[j]},
+                        schema={"i": pl.Int64, "j": pl.Int64, "new_j": pl.Boolean})
 
 
-def _overlapping(probes: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame:
-    """The candidate pairs (i, j, new_j) of some probing docs (see `_candidate_pairs`)."""
-    dated, undated = probes.filter(pl.col("week").is_not_null()), probes.filter(pl.col("week").is_null())
-    found = [dated.with_columns(pl.col("week") + shift).join(register, on=["key", "week"])
-             for shift in (-1, 0, 1)]
-    found.append(dated.drop("week").join(register.filter(pl.col("week").is_null()).drop("week"), on="key"))
-    found.append(undated.drop("week").join(register.drop("week"), on="key"))
-    window = (pl.col("date_i") - pl.col("date_j")).dt.total_days().abs() <= DATE_WINDOW_DAYS
-    return (
-        pl.concat([f.select("i", "j", "new_j", "w_i", "w_j", "date_i", "date_j") for f in found])
-        .filter((pl.col("i") != pl.col("j")) & (~pl.col("new_j") | (pl.col("i") < pl.col("j"))))
-        .filter(window.fill_null(True))
-        .group_by("i", "j", "new_j")
-        .agg(partial=(pl.col("w_i") * pl.col("w_j")).sum())
-        .filter(pl.col("partial") >= BLOCK_MIN_PARTIAL)
-        .select("i", "j", "new_j")
-    )
+@numba.njit(cache=True, nogil=True)
+def _block_groups(key: np.ndarray, week: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of entries sorted by (key, week): where each (key, week) group starts (G + 1 offsets), each entry's
+    group, and per group the range of groups [first, end) with its key."""
+    n = len(key)
+    starts = [0]
+    for e in range(1, n):
+        if key[e] != key[e - 1] or week[e] != week[e - 1]:
+            starts.append(e)
+    starts.append(n)
+    group_start = np.array(starts, np.int64)
+    n_groups = len(group_start) - 1
+    key_groups = np.empty((n_groups, 2), np.int64)
+    group_of = np.empty(n, np.int64)
+    first = 0
+    for g in range(n_groups + 1):
+        if g < n_groups:
+            group_of[group_start[g] : group_start[g + 1]] = g
+        if g == n_groups or key[group_start[g]] != key[group_start[first]]:
+            key_groups[first:g, 0], key_groups[first:g, 1] = first, g
+            first = g
+    return group_start, group_of, key_groups
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlapping(group_start: np.ndarray, group_of: np.ndarray, key_groups: np.ndarray, week: np.ndarray,
+                 day: np.ndarray, pos: np.ndarray, w: np.ndarray, new_at: np.ndarray, probes: np.ndarray,
+                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs (i, j) of the probing docs whose entries are probes[lo:hi] (see `_candidate_pairs`):
+    per doc, the weight products summed per partner over its blocking keys' groups, in float64 like polars."""
+    partial = np.zeros(len(new_at))
+    seen = np.zeros(len(new_at), np.bool_)
+    touched = np.empty(len(new_at), np.int64)
+    out_i, out_j = np.empty(1024, np.int64), np.empty(1024, np.int64)
+    n_out = 0
+    a = lo
+    while a < hi:
+        b = a + 1
+        while b < hi and pos[probes[b]] == pos[probes[a]]:
+            b += 1
+        i, m = pos[probes[a]], 0
+        for e in probes[a:b]:
+            for g in range(key_groups[group_of[e], 0], key_groups[group_of[e], 1]):
+                f0, f1 = group_start[g], group_start[g + 1]
+                if f1 - f0 > BLOCK_MAX_PER_WEEK:
+                    continue
+                if week[e] != NO_DAY and week[f0] != NO_DAY and abs(week[f0] - week[e]) > 1:
+                    continue
+                for f in range(f0, f1):
+                    j = pos[f]
+                    if j == i or (new_at[j] and j < i):
+                        continue
+                    if day[e] != NO_DAY and day[f] != NO_DAY and abs(day[e] - day[f]) > DATE_WINDOW_DAYS:
+                        continue
+                    if not seen[j]:
+                        seen[j], partial[j], touched[m] = True, 0.0, j
+                        m += 1
+                    partial[j] += np.float64(w[e] * w[f])
+        if n_out + m > len(out_i):
+            out_i = np.concatenate((out_i, np.empty(n_out + m, np.int64)))
+            out_j = np.concatenate((out_j, np.empty(n_out + m, np.int64)))
+        for j in np.sort(touched[:m]):
+            seen[j] = False
+            if np.float32(partial[j]) >= np.float32(BLOCK_MIN_PARTIAL):
+                out_i[n_out], out_j[n_out] = i, j
+                n_out += 1
+        a = b
+    return out_i[:n_out].copy(), out_j[:n_out].copy()
 
 
 class _StoryVectors:

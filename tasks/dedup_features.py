@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import scipy.sparse as sp
 
 SHINGLE_WORDS = 3
@@ -409,6 +410,11 @@ def frequencies_of(keys: np.ndarray, df: pl.DataFrame) -> np.ndarray:
     """Document frequency from `df` (key, df) of each key (0 if unknown)."""
     found = pl.DataFrame({"key": keys}).join(df, on="key", how="left", maintain_order="left")
     return found["df"].fill_null(0).to_numpy()
+
+
+def list_column(indptr: np.ndarray, values: np.ndarray) -> pl.Series:
+    """CSR rows as a list column (built from the offsets, not one list per row)."""
+    return pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(indptr), pa.array(values)))
 
 
 def tfidf_matrix(counts: FeatureCounts, df: pl.DataFrame, n_docs: int) -> sp.csr_matrix:
