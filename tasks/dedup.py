@@ -39,6 +39,7 @@ from tasks.dedup_features import (
     doc_frequencies,
     frequencies_of,
     intersection_sizes,
+    jaccard_at_least,
     list_column,
     rowwise_dot,
     shingle_sets,
@@ -211,7 +212,7 @@ class _ShingleRows:
     def add(self, ks: np.ndarray, sets: ShingleSets | None = None) -> None:
         """Take the shingle sets of texts `ks` from `sets`, or shingle those of them not seen yet."""
         if sets is None:
-            ks = ks[self.row_of[ks] < 0]
+            ks = np.unique(ks[self.row_of[ks] < 0])
             if not len(ks):
                 return
             sets, _ = shingle_sets(self.texts, self.text_rows[ks], with_bands=False)
@@ -221,13 +222,22 @@ class _ShingleRows:
 
     def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Exact shingle Jaccard of text pairs (a[n], b[n])."""
-        self.add(np.unique(np.r_[a, b]))
-        sets = ShingleSets.stack(self.parts)
-        self.parts = [sets]
+        sets, ra, rb = self._rows(a, b)
         sizes = sets.sizes().astype(np.float64)
-        ra, rb = self.row_of[a], self.row_of[b]
         inter = intersection_sizes(sets, ra, rb)
         return inter / np.maximum(sizes[ra] + sizes[rb] - inter, 1.0)
+
+    def is_near(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether text pairs (a[n], b[n]) are near copies (`jaccard` >= NEAR_JACCARD)."""
+        sets, ra, rb = self._rows(a, b)
+        return jaccard_at_least(sets, ra, rb, NEAR_JACCARD)
+
+    def _rows(self, a: np.ndarray, b: np.ndarray) -> tuple[ShingleSets, np.ndarray, np.ndarray]:
+        """All shingle sets (texts a and b included) and the rows of a and b in them."""
+        self.add(np.r_[a, b])
+        sets = ShingleSets.stack(self.parts)
+        self.parts = [sets]
+        return sets, self.row_of[a], self.row_of[b]
 
 
 def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
@@ -263,7 +273,7 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     ).explode("band", "key")
     new_buckets = _buckets(unseen, bands)
     buckets = pl.concat([new_buckets, prior_buckets.join(new_buckets, on=["band", "key"], how="semi")])
-    shingles.add(buckets["k"].unique().to_numpy())  # the prior texts that can be candidates, shingled at once
+    shingles.add(buckets["k"].to_numpy())  # the prior texts that can be candidates, shingled at once
     # Prior copy links are kept as edges so a new copy of a prior copy reaches the same first copy.
     prior_links = (
         pool.filter(pl.col("duplicate_of").is_not_null())
@@ -280,7 +290,7 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
         verified = pl.concat([verified, pair])
         pair = pair["pair"].to_numpy()
         i, j = pair // len(rep_pos), pair % len(rep_pos)
-        near = shingles.jaccard(i, j) >= NEAR_JACCARD
+        near = shingles.is_near(i, j)
         if near.any():
             src.append(i[near])
             dst.append(j[near])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -168,10 +169,26 @@ def _shingle_kernel(h: np.ndarray, starts: np.ndarray, perm_a: np.ndarray, perm_
 
 
 def intersection_sizes(sets: ShingleSets, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Shared shingles of sets a[k] and b[k], for each pair k."""
+    """Shared shingles of sets a[k] and b[k], for each pair k (the pairs split between the cores)."""
     out = np.empty(len(a), np.int64)
-    _merge_count(sets.indptr, sets.indices, a.astype(np.int64), b.astype(np.int64), out)
+    in_parallel(lambda lo, hi: _merge_count(sets.indptr, sets.indices, a[lo:hi], b[lo:hi], out[lo:hi]), len(a))
     return out
+
+
+def jaccard_at_least(sets: ShingleSets, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """Whether sets a[k] and b[k] have a Jaccard (computed as `intersection / max(union, 1.0)`) of at least
+    `threshold`, for each pair k: a merge that stops as soon as the answer is known."""
+    out = np.empty(len(a), np.bool_)
+    in_parallel(lambda lo, hi: _merge_at_least(sets.indptr, sets.indices, a[lo:hi], b[lo:hi], threshold, out[lo:hi]),
+                len(a))
+    return out
+
+
+def in_parallel(work: Callable[[int, int], None], n: int) -> None:
+    """Run `work(lo, hi)` on consecutive ranges covering 0..n, one per core (for kernels that release the GIL)."""
+    bounds = np.linspace(0, n, (os.cpu_count() or 1) + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
+        list(pool.map(work, bounds[:-1], bounds[1:]))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -193,20 +210,38 @@ def _merge_count(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.n
         out[p] = n
 
 
+@numba.njit(cache=True, nogil=True)
+def _merge_at_least(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float,
+                    out: np.ndarray) -> None:
+    """`_merge_count` decided against the least intersection that makes the Jaccard reach `threshold`: the merge
+    stops once the count reaches it or the rows left can no longer make it up."""
+    for p in range(len(a)):
+        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
+        total = (i_end - i) + (j_end - j)
+        need = max(int(threshold * total / (1.0 + threshold)) - 2, 0)
+        while need <= total and need / max(total - need, 1.0) < threshold:
+            need += 1
+        n = 0
+        while n < need and n + min(i_end - i, j_end - j) >= need:
+            x, y = indices[i], indices[j]
+            if x == y:
+                n += 1
+                i += 1
+                j += 1
+            elif x < y:
+                i += 1
+            else:
+                j += 1
+        out[p] = n >= need
+
+
 def rowwise_dot(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Dot products x[i[k]] . x[j[k]] for each pair k (float32 sums in the order scipy's row sums take), the
     pairs split between the cores."""
     out = np.empty(len(i), np.float64)
     longest = int(np.diff(x.indptr).max(initial=0))
-    bounds = np.linspace(0, len(i), (os.cpu_count() or 1) + 1).astype(np.int64)
-
-    def part(k: int) -> None:
-        lo, hi = bounds[k], bounds[k + 1]
-        _merge_dot(x.indptr, x.indices, x.data, i[lo:hi].astype(np.int64), j[lo:hi].astype(np.int64), longest,
-                   out[lo:hi])
-
-    with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
-        list(pool.map(part, range(len(bounds) - 1)))
+    in_parallel(lambda lo, hi: _merge_dot(x.indptr, x.indices, x.data, i[lo:hi], j[lo:hi], longest, out[lo:hi]),
+                len(i))
     return out
 
 
