@@ -39,7 +39,7 @@ from tasks.dedup_features import (
     doc_frequencies,
     frequencies_of,
     intersection_sizes,
-    jaccard_at_least,
+    jaccard_reaches,
     list_column,
     rowwise_dot,
     shingle_sets,
@@ -222,22 +222,18 @@ class _ShingleRows:
 
     def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Exact shingle Jaccard of text pairs (a[n], b[n])."""
-        sets, ra, rb = self._rows(a, b)
+        self.add(np.r_[a, b])
+        sets, row_of = self.all()
         sizes = sets.sizes().astype(np.float64)
+        ra, rb = row_of[a], row_of[b]
         inter = intersection_sizes(sets, ra, rb)
         return inter / np.maximum(sizes[ra] + sizes[rb] - inter, 1.0)
 
-    def is_near(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Whether text pairs (a[n], b[n]) are near copies (`jaccard` >= NEAR_JACCARD)."""
-        sets, ra, rb = self._rows(a, b)
-        return jaccard_at_least(sets, ra, rb, NEAR_JACCARD)
-
-    def _rows(self, a: np.ndarray, b: np.ndarray) -> tuple[ShingleSets, np.ndarray, np.ndarray]:
-        """All shingle sets (texts a and b included) and the rows of a and b in them."""
-        self.add(np.r_[a, b])
+    def all(self) -> tuple[ShingleSets, np.ndarray]:
+        """The shingle sets computed so far, and the row of each text in them (-1: not computed)."""
         sets = ShingleSets.stack(self.parts)
         self.parts = [sets]
-        return sets, self.row_of[a], self.row_of[b]
+        return sets, self.row_of
 
 
 def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
@@ -280,21 +276,12 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
         .select("k", target="duplicate_of")
         .join(pool.select(target="article_id", k2="k"), on="target")
     )
-    src, dst = [prior_links["k"].to_numpy()], [prior_links["k2"].to_numpy()]
-    comp = _components(len(rep_pos), src, dst)
-    verified = pl.DataFrame(schema={"pair": pl.Int64})  # pair codes i * n + j already checked
-    for band in (None, *range(MINHASH_BANDS)):
-        i, j = _candidate_pairs_of_band(buckets, band, comp)
-        keep = (is_new[i] | is_new[j]) & (comp[i] != comp[j])
-        pair = pl.DataFrame({"pair": i[keep] * len(rep_pos) + j[keep]}).unique().join(verified, on="pair", how="anti")
-        verified = pl.concat([verified, pair])
-        pair = pair["pair"].to_numpy()
-        i, j = pair // len(rep_pos), pair % len(rep_pos)
-        near = shingles.is_near(i, j)
-        if near.any():
-            src.append(i[near])
-            dst.append(j[near])
-            comp = _components(len(rep_pos), src, dst)
+    members = buckets.filter(pl.len().over("band", "key") > 1).sort("band", "key", "k")
+    new_bucket = (np.diff(members["band"].to_numpy()) != 0) | (np.diff(members["key"].to_numpy()) != 0)
+    bucket_start = np.r_[np.flatnonzero(np.r_[True, new_bucket]), members.height]
+    sets, row_of = shingles.all()
+    comp = _copy_groups(prior_links["k"].to_numpy(), prior_links["k2"].to_numpy(), members["k"].to_numpy(),
+                        bucket_start, is_new, sets.indptr, sets.indices, row_of, NEAR_JACCARD)
     groups = reps.select("rep", "k", "unseen").with_columns(comp=comp).with_columns(
         root=pl.col("rep").min().over("comp"), root_k=pl.col("k").min().over("comp")
     )
@@ -344,31 +331,47 @@ def _buckets(ks: np.ndarray, bands: np.ndarray) -> pl.DataFrame:
     return frame.filter(pl.col("key") != 0)
 
 
-def _candidate_pairs_of_band(buckets: pl.DataFrame, band: int | None, comp: np.ndarray
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate near-copy pairs (i < j) of texts sharing an LSH bucket but not yet in one copy group: with
-    `band` None every member against its bucket's first member (cheap, and it connects most copy groups),
-    else every pair in the band's buckets that still span groups. Verifying these rounds in turn finds the
-    same copy groups as verifying every pair."""
-    if band is None:
-        anchors = buckets.with_columns(anchor=pl.col("k").min().over("band", "key"))
-        anchors = anchors.filter(pl.col("k") != pl.col("anchor"))
-        return anchors["anchor"].to_numpy(), anchors["k"].to_numpy()
-    members = buckets.filter(pl.col("band") == band).select("key", "k")
-    members = members.with_columns(comp=comp[members["k"].to_numpy()]).filter(
-        pl.col("comp").n_unique().over("key") > 1
-    )
-    pairs = members.join(members, on="key", suffix="_r").filter(
-        (pl.col("k") < pl.col("k_r")) & (pl.col("comp") != pl.col("comp_r"))
-    )
-    return pairs["k"].to_numpy(), pairs["k_r"].to_numpy()
+@numba.njit(cache=True, nogil=True)
+def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: np.ndarray, bucket_start: np.ndarray,
+                 is_new: np.ndarray, indptr: np.ndarray, indices: np.ndarray, row_of: np.ndarray,
+                 threshold: float) -> np.ndarray:
+    """Copy-group label per text: the groups linked by the prior copy links (link_a[n], link_b[n]) and by the
+    near-copy pairs (shingle Jaccard >= threshold, one text new) among the texts sharing an LSH bucket
+    (`members[bucket_start[b]:bucket_start[b + 1]]`). Every member is first tried against its bucket's first
+    member (cheap, and it connects most copy groups), then every pair still spanning two groups; the groups
+    are the same as when every pair is verified."""
+    parent = np.arange(len(is_new))
+    for n in range(len(link_a)):
+        _union(parent, link_a[n], link_b[n])
+    for every_pair in (False, True):
+        for bucket in range(len(bucket_start) - 1):
+            lo, hi = bucket_start[bucket], bucket_start[bucket + 1]
+            for x in range(lo, hi - 1 if every_pair else min(lo + 1, hi - 1)):
+                a = members[x]
+                for y in range(x + 1, hi):
+                    b = members[y]
+                    if (is_new[a] or is_new[b]) and _root(parent, a) != _root(parent, b) and jaccard_reaches(
+                            indptr, indices, row_of[a], row_of[b], threshold):
+                        _union(parent, a, b)
+    for k in range(len(parent)):
+        parent[k] = _root(parent, k)
+    return parent
 
 
-def _components(n: int, src: list[np.ndarray], dst: list[np.ndarray]) -> np.ndarray:
-    """Connected-component label per text over the copy edges found so far."""
-    i, j = np.concatenate(src), np.concatenate(dst)
-    graph = sp.coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+@numba.njit(cache=True, nogil=True)
+def _root(parent: np.ndarray, k: int) -> int:
+    """Union-find root of k (with path halving)."""
+    while parent[k] != k:
+        parent[k] = parent[parent[k]]
+        k = parent[k]
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _union(parent: np.ndarray, a: int, b: int) -> None:
+    """Join the union-find sets of a and b."""
+    ra, rb = _root(parent, a), _root(parent, b)
+    parent[max(ra, rb)] = min(ra, rb)
 
 
 def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex

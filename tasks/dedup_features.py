@@ -175,15 +175,6 @@ def intersection_sizes(sets: ShingleSets, a: np.ndarray, b: np.ndarray) -> np.nd
     return out
 
 
-def jaccard_at_least(sets: ShingleSets, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
-    """Whether sets a[k] and b[k] have a Jaccard (computed as `intersection / max(union, 1.0)`) of at least
-    `threshold`, for each pair k: a merge that stops as soon as the answer is known."""
-    out = np.empty(len(a), np.bool_)
-    in_parallel(lambda lo, hi: _merge_at_least(sets.indptr, sets.indices, a[lo:hi], b[lo:hi], threshold, out[lo:hi]),
-                len(a))
-    return out
-
-
 def in_parallel(work: Callable[[int, int], None], n: int) -> None:
     """Run `work(lo, hi)` on consecutive ranges covering 0..n, one per core (for kernels that release the GIL)."""
     bounds = np.linspace(0, n, (os.cpu_count() or 1) + 1).astype(np.int64)
@@ -211,28 +202,27 @@ def _merge_count(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.n
 
 
 @numba.njit(cache=True, nogil=True)
-def _merge_at_least(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float,
-                    out: np.ndarray) -> None:
-    """`_merge_count` decided against the least intersection that makes the Jaccard reach `threshold`: the merge
-    stops once the count reaches it or the rows left can no longer make it up."""
-    for p in range(len(a)):
-        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
-        total = (i_end - i) + (j_end - j)
-        need = max(int(threshold * total / (1.0 + threshold)) - 2, 0)
-        while need <= total and need / max(total - need, 1.0) < threshold:
-            need += 1
-        n = 0
-        while n < need and n + min(i_end - i, j_end - j) >= need:
-            x, y = indices[i], indices[j]
-            if x == y:
-                n += 1
-                i += 1
-                j += 1
-            elif x < y:
-                i += 1
-            else:
-                j += 1
-        out[p] = n >= need
+def jaccard_reaches(indptr: np.ndarray, indices: np.ndarray, a: int, b: int, threshold: float) -> bool:
+    """Whether rows a and b of a set CSR have a Jaccard (computed as `intersection / max(union, 1.0)`) of at
+    least `threshold`: a sorted merge that stops once the count reaches the least intersection needed or the
+    rows left can no longer make it up."""
+    i, i_end, j, j_end = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
+    total = (i_end - i) + (j_end - j)
+    need = max(int(threshold * total / (1.0 + threshold)) - 2, 0)
+    while need <= total and need / max(total - need, 1.0) < threshold:
+        need += 1
+    n = 0
+    while n < need and n + min(i_end - i, j_end - j) >= need:
+        x, y = indices[i], indices[j]
+        if x == y:
+            n += 1
+            i += 1
+            j += 1
+        elif x < y:
+            i += 1
+        else:
+            j += 1
+    return n >= need
 
 
 def rowwise_dot(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
