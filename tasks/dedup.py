@@ -575,22 +575,25 @@ def _overlapping(group_start: np.ndarray, group_of: np.ndarray, key_groups: np.n
             b += 1
         i, m = pos[probes[a]], 0
         for e in probes[a:b]:
-            for g in range(key_groups[group_of[e], 0], key_groups[group_of[e], 1]):
-                f0, f1 = group_start[g], group_start[g + 1]
-                if f1 - f0 > BLOCK_MAX_PER_WEEK:
-                    continue
-                if week[e] != NO_DAY and week[f0] != NO_DAY and abs(week[f0] - week[e]) > 1:
-                    continue
-                for f in range(f0, f1):
-                    j = pos[f]
-                    if j == i or (new_at[j] and j < i):
-                        continue
-                    if day[e] != NO_DAY and day[f] != NO_DAY and abs(day[e] - day[f]) > DATE_WINDOW_DAYS:
-                        continue
-                    if not seen[j]:
-                        seen[j], partial[j], touched[m] = True, 0.0, j
-                        m += 1
-                    partial[j] += np.float64(w[e] * w[f])
+            first, end = key_groups[group_of[e], 0], key_groups[group_of[e], 1]
+            if week[e] == NO_DAY:  # an undated probe looks at every group of its key
+                m = _add_groups(first, end, e, m, group_start, day, pos, w, new_at, partial, seen, touched)
+                continue
+            if week[group_start[first]] == NO_DAY:  # the key's undated group sorts first
+                m = _add_groups(first, first + 1, e, m, group_start, day, pos, w, new_at, partial, seen, touched)
+                first += 1
+            while end - first > 1:  # binary search: the first group of week >= week - 1
+                middle = (first + end) // 2
+                if week[group_start[middle - 1]] < week[e] - 1:
+                    first = middle
+                else:
+                    end = middle
+            if first < end and week[group_start[first]] < week[e] - 1:
+                first += 1
+            end = first
+            while end < key_groups[group_of[e], 1] and week[group_start[end]] <= week[e] + 1:
+                end += 1
+            m = _add_groups(first, end, e, m, group_start, day, pos, w, new_at, partial, seen, touched)
         if n_out + m > len(out_i):
             out_i = np.concatenate((out_i, np.empty(n_out + m, np.int64)))
             out_j = np.concatenate((out_j, np.empty(n_out + m, np.int64)))
@@ -601,6 +604,28 @@ def _overlapping(group_start: np.ndarray, group_of: np.ndarray, key_groups: np.n
                 n_out += 1
         a = b
     return out_i[:n_out].copy(), out_j[:n_out].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_groups(first: int, end: int, e: int, m: int, group_start: np.ndarray, day: np.ndarray, pos: np.ndarray,
+                w: np.ndarray, new_at: np.ndarray, partial: np.ndarray, seen: np.ndarray, touched: np.ndarray) -> int:
+    """Add probe entry e's weight products with the entries of groups first..end (those of at most
+    BLOCK_MAX_PER_WEEK entries) to `partial` by partner; returns the new count of partners in `touched`."""
+    i = pos[e]
+    for g in range(first, end):
+        if group_start[g + 1] - group_start[g] > BLOCK_MAX_PER_WEEK:
+            continue
+        for f in range(group_start[g], group_start[g + 1]):
+            j = pos[f]
+            if j == i or (new_at[j] and j < i):
+                continue
+            if day[e] != NO_DAY and day[f] != NO_DAY and abs(day[e] - day[f]) > DATE_WINDOW_DAYS:
+                continue
+            if not seen[j]:
+                seen[j], partial[j], touched[m] = True, 0.0, j
+                m += 1
+            partial[j] += np.float64(w[e] * w[f])
+    return m
 
 
 class _StoryVectors:
