@@ -39,7 +39,7 @@ from tasks.dedup_features import (
     doc_frequencies,
     frequencies_of,
     intersection_sizes,
-    jaccard_reaches,
+    jaccard_at_least,
     list_column,
     rowwise_dot,
     shingle_sets,
@@ -277,11 +277,8 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
         .join(pool.select(target="article_id", k2="k"), on="target")
     )
     members = buckets.filter(pl.len().over("band", "key") > 1).sort("band", "key", "k")
-    new_bucket = (np.diff(members["band"].to_numpy()) != 0) | (np.diff(members["key"].to_numpy()) != 0)
-    bucket_start = np.r_[np.flatnonzero(np.r_[True, new_bucket]), members.height]
-    sets, row_of = shingles.all()
-    comp = _copy_groups(prior_links["k"].to_numpy(), prior_links["k2"].to_numpy(), members["k"].to_numpy(),
-                        bucket_start, is_new, sets.indptr, sets.indices, row_of, NEAR_JACCARD)
+    comp = _copy_groups(prior_links["k"].to_numpy(), prior_links["k2"].to_numpy(), members, is_new,
+                        *shingles.all())
     groups = reps.select("rep", "k", "unseen").with_columns(comp=comp).with_columns(
         root=pl.col("rep").min().over("comp"), root_k=pl.col("k").min().over("comp")
     )
@@ -331,28 +328,61 @@ def _buckets(ks: np.ndarray, bands: np.ndarray) -> pl.DataFrame:
     return frame.filter(pl.col("key") != 0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: np.ndarray, bucket_start: np.ndarray,
-                 is_new: np.ndarray, indptr: np.ndarray, indices: np.ndarray, row_of: np.ndarray,
-                 threshold: float) -> np.ndarray:
+def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: pl.DataFrame, is_new: np.ndarray,
+                 sets: ShingleSets, row_of: np.ndarray) -> np.ndarray:
     """Copy-group label per text: the groups linked by the prior copy links (link_a[n], link_b[n]) and by the
-    near-copy pairs (shingle Jaccard >= threshold, one text new) among the texts sharing an LSH bucket
-    (`members[bucket_start[b]:bucket_start[b + 1]]`). Every member is first tried against its bucket's first
-    member (cheap, and it connects most copy groups), then every pair still spanning two groups; the groups
-    are the same as when every pair is verified."""
-    parent = np.arange(len(is_new))
-    for n in range(len(link_a)):
-        _union(parent, link_a[n], link_b[n])
-    for every_pair in (False, True):
-        for bucket in range(len(bucket_start) - 1):
-            lo, hi = bucket_start[bucket], bucket_start[bucket + 1]
-            for x in range(lo, hi - 1 if every_pair else min(lo + 1, hi - 1)):
-                a = members[x]
-                for y in range(x + 1, hi):
-                    b = members[y]
-                    if (is_new[a] or is_new[b]) and _root(parent, a) != _root(parent, b) and jaccard_reaches(
-                            indptr, indices, row_of[a], row_of[b], threshold):
-                        _union(parent, a, b)
+    near copies (shingle Jaccard >= NEAR_JACCARD, one text new) among the texts sharing an LSH bucket (`members`:
+    k, band, key sorted by band, key, k). Every member is first tried against its bucket's first member
+    (cheap, and it connects most copy groups), then every pair still spanning two groups; each pair once (in
+    the first band it shares), verified in parallel. The groups are the same as when every pair is verified."""
+    k, band, key = (members[c].to_numpy() for c in ("k", "band", "key"))
+    bucket_start = np.r_[np.flatnonzero(np.r_[True, (np.diff(band) != 0) | (np.diff(key) != 0)]), len(k)]
+    band_keys = np.zeros((len(is_new), MINHASH_BANDS), np.uint64)
+    band_keys[k, band] = key
+    root = _joined(np.arange(len(is_new)), link_a, link_b)
+    for anchors_only in (True, False):
+        a, b = _bucket_pairs(k, bucket_start, band, band_keys, is_new, root, anchors_only)
+        near = jaccard_at_least(sets, row_of[a], row_of[b], NEAR_JACCARD)
+        root = _joined(root, a[near], b[near])
+    return root
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket_pairs(members: np.ndarray, bucket_start: np.ndarray, band: np.ndarray, band_keys: np.ndarray,
+                  is_new: np.ndarray, root: np.ndarray, anchors_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (a < b) of texts sharing a bucket (with `anchors_only`, its first member and each other one),
+    one of them new, in two groups of `root`, each listed in the first band where the two share a key."""
+    out_a, out_b = np.empty(1024, np.int64), np.empty(1024, np.int64)
+    n = 0
+    for bucket in range(len(bucket_start) - 1):
+        lo, hi = bucket_start[bucket], bucket_start[bucket + 1]
+        for x in range(lo, lo + 1 if anchors_only else hi - 1):
+            a = members[x]
+            for y in range(x + 1, hi):
+                b = members[y]
+                if not (is_new[a] or is_new[b]) or root[a] == root[b]:
+                    continue
+                earlier = False
+                for t in range(band[lo]):
+                    if band_keys[a, t] != 0 and band_keys[a, t] == band_keys[b, t]:
+                        earlier = True
+                        break
+                if earlier:
+                    continue
+                if n == len(out_a):
+                    out_a = np.concatenate((out_a, np.empty(n, np.int64)))
+                    out_b = np.concatenate((out_b, np.empty(n, np.int64)))
+                out_a[n], out_b[n] = a, b
+                n += 1
+    return out_a[:n].copy(), out_b[:n].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _joined(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Union-find roots (resolved) after joining the pairs (a[n], b[n])."""
+    parent = parent.copy()
+    for n in range(len(a)):
+        _union(parent, a[n], b[n])
     for k in range(len(parent)):
         parent[k] = _root(parent, k)
     return parent

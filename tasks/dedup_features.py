@@ -175,6 +175,23 @@ def intersection_sizes(sets: ShingleSets, a: np.ndarray, b: np.ndarray) -> np.nd
     return out
 
 
+def jaccard_at_least(sets: ShingleSets, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """Whether sets a[k] and b[k] have a Jaccard of at least `threshold` (see `jaccard_reaches`), for each pair
+    k (the pairs split between the cores)."""
+    out = np.empty(len(a), np.bool_)
+    in_parallel(lambda lo, hi: _reach_each(sets.indptr, sets.indices, a[lo:hi], b[lo:hi], threshold, out[lo:hi]),
+                len(a))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach_each(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float,
+                out: np.ndarray) -> None:
+    """`jaccard_reaches` for each pair (a[k], b[k])."""
+    for k in range(len(a)):
+        out[k] = jaccard_reaches(indptr, indices, a[k], b[k], threshold)
+
+
 def in_parallel(work: Callable[[int, int], None], n: int) -> None:
     """Run `work(lo, hi)` on consecutive ranges covering 0..n, one per core (for kernels that release the GIL)."""
     bounds = np.linspace(0, n, (os.cpu_count() or 1) + 1).astype(np.int64)
