@@ -876,14 +876,11 @@ def _evidence(
     best = both.sort("a", "sim", "b", descending=[False, True, False]).group_by("a", maintain_order=True).first()
     best = best.with_columns(partner=ids.gather(best["b"]))
     a, b = best["a"].to_numpy(), best["b"].to_numpy()
-    shared = x[a].multiply(x[b]).tocoo()
+    row, key = _top_shared(x.indptr, x.indices, x.data, a, b)
     terms = (
-        pl.DataFrame({"row": shared.row.astype(np.int64), "key": shared.col.astype(np.int64), "v": shared.data})
-        .join(vocab, on="key")
+        pl.DataFrame({"row": row, "key": key})
+        .join(vocab, on="key", maintain_order="left")
         .with_columns(is_name=pl.col("feat").str.starts_with("@"))
-        .sort("row", "v", "key", descending=[False, True, False])
-        .group_by("row", "is_name", maintain_order=True)
-        .head(EVIDENCE_TERMS)
         .group_by("row", maintain_order=True)
         .agg(
             names=pl.col("feat").filter("is_name").str.strip_prefix("@").str.join(", "),
@@ -910,6 +907,46 @@ def _evidence(
         )
     )
     return full["sim"], full.select(evidence).to_series()
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_shared(indptr: np.ndarray, keys: np.ndarray, weights: np.ndarray, a: np.ndarray, b: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair p (rows a[p], b[p] of a CSR with sorted keys): the EVIDENCE_TERMS shared features of each
+    channel (entity keys are odd) with the largest nonzero weight products, by product descending then key,
+    as (p, key) rows."""
+    out_row, out_key = np.empty(len(a) * 2 * EVIDENCE_TERMS, np.int64), np.empty(len(a) * 2 * EVIDENCE_TERMS, np.int64)
+    longest = np.max(np.diff(indptr)) if len(indptr) > 1 else 0
+    shared_key, shared_v = np.empty(longest, np.int64), np.empty(longest, np.float32)
+    n_out = 0
+    for p in range(len(a)):
+        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
+        n = 0
+        while i < i_end and j < j_end:
+            if keys[i] == keys[j]:
+                v = weights[i] * weights[j]
+                if v != 0:
+                    shared_key[n], shared_v[n] = keys[i], v
+                    n += 1
+                i += 1
+                j += 1
+            elif keys[i] < keys[j]:
+                i += 1
+            else:
+                j += 1
+        for channel in (0, 1):
+            for _ in range(EVIDENCE_TERMS):
+                best = -1
+                for q in range(n):
+                    if shared_key[q] & 1 == channel and shared_v[q] >= 0 and (
+                            best < 0 or shared_v[q] > shared_v[best]):
+                        best = q  # keys ascend, so a tie keeps the smaller key
+                if best < 0:
+                    break
+                out_row[n_out], out_key[n_out] = p, shared_key[best]
+                n_out += 1
+                shared_v[best] = -1.0  # taken
+    return out_row[:n_out].copy(), out_key[:n_out].copy()
 
 
 def lead_sentence(body: pl.Expr, max_chars: int = 160) -> pl.Expr:

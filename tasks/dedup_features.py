@@ -22,7 +22,7 @@ SHINGLE_WORDS = 3
 MINHASH_BANDS = 12
 MINHASH_ROWS = 3
 HASH_SEED = 20240404
-CHUNK_DOCS = 50_000  # texts tokenised at once: bounds the memory of the exploded tokens
+CHUNK_DOCS = 20_000  # texts tokenised at once: bounds the memory of the exploded tokens
 # Shingle set columns are 30-bit hashes, so int32 indices (collisions barely move a Jaccard).
 FEATURE_SPACE = 2**62  # story feature columns: 61-bit hash << 1 | is-entity bit
 _STOPWORD_TEXT = """
