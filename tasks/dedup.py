@@ -19,9 +19,12 @@ candidates for a new article instead of re-processing every prior text.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -32,8 +35,12 @@ from scipy.spatial.distance import squareform
 from tasks.dedup_features import (
     ENTITY_WEIGHT,
     MINHASH_BANDS,
+    ShingleSets,
     doc_frequencies,
+    frequencies_of,
     intersection_sizes,
+    jaccard_at_least,
+    list_column,
     rowwise_dot,
     shingle_sets,
     story_features,
@@ -54,7 +61,7 @@ MAX_DENSE_CLUSTER = 3000
 SPLIT_MIN_HALF = 3
 SPLIT_RATIO = 0.35
 EVIDENCE_TERMS = 4
-PROBE_CHUNK_DOCS = 20_000  # docs whose blocking keys or candidate pairs are built at once: bounds memory
+NO_DAY = np.iinfo(np.int64).min  # the day (and week) number of an undated article
 BASE_SCHEMA = {
     "article_id": pl.String,
     "outlet": pl.String,
@@ -147,7 +154,7 @@ def build_index(articles: pl.DataFrame) -> DedupIndex:
     docs = rows.filter(pl.col("duplicate_of").is_null())
     counts, _ = story_features(articles["body"], docs["index"].to_numpy(), docs["title"])
     df = doc_frequencies(counts)
-    x = tfidf_matrix(counts, docs.height, df, docs.height)
+    x = tfidf_matrix(counts, df, docs.height)
     blocks = _blocking_keys(x, df, docs.height).join(
         docs.select("article_id").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
     ).drop("doc")
@@ -202,26 +209,31 @@ class _ShingleRows:
         self.texts, self.text_rows = texts, text_rows
         self.row_of, self.parts, self.n = np.full(len(text_rows), -1, np.int64), [], 0
 
-    def add(self, ks: np.ndarray, matrix: sp.csr_matrix | None = None) -> None:
-        """Take the rows of texts `ks` from `matrix`, or shingle those of them not seen yet."""
-        if matrix is None:
-            ks = ks[self.row_of[ks] < 0]
+    def add(self, ks: np.ndarray, sets: ShingleSets | None = None) -> None:
+        """Take the shingle sets of texts `ks` from `sets`, or shingle those of them not seen yet."""
+        if sets is None:
+            ks = np.unique(ks[self.row_of[ks] < 0])
             if not len(ks):
                 return
-            matrix, _ = shingle_sets(self.texts, self.text_rows[ks], with_bands=False)
+            sets, _ = shingle_sets(self.texts, self.text_rows[ks], with_bands=False)
         self.row_of[ks] = self.n + np.arange(len(ks))
-        self.parts.append(matrix)
+        self.parts.append(sets)
         self.n += len(ks)
 
     def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Exact shingle Jaccard of text pairs (a[n], b[n])."""
-        self.add(np.unique(np.r_[a, b]))
-        m = sp.vstack(self.parts, format="csr") if len(self.parts) > 1 else self.parts[0]
-        self.parts = [m]
-        sizes = np.diff(m.indptr).astype(np.float64)
-        ra, rb = self.row_of[a], self.row_of[b]
-        inter = intersection_sizes(m, ra, rb)
+        self.add(np.r_[a, b])
+        sets, row_of = self.all()
+        sizes = sets.sizes().astype(np.float64)
+        ra, rb = row_of[a], row_of[b]
+        inter = intersection_sizes(sets, ra, rb)
         return inter / np.maximum(sizes[ra] + sizes[rb] - inter, 1.0)
+
+    def all(self) -> tuple[ShingleSets, np.ndarray]:
+        """The shingle sets computed so far, and the row of each text in them (-1: not computed)."""
+        sets = ShingleSets.stack(self.parts)
+        self.parts = [sets]
+        return sets, self.row_of
 
 
 def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
@@ -242,8 +254,8 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     text_rows = pool["text_row"].gather(rep_pos).to_numpy()
     shingles = _ShingleRows(texts, text_rows)
     unseen = reps.filter("unseen")["k"].to_numpy()
-    matrix, bands = shingle_sets(texts, text_rows[unseen])
-    shingles.add(unseen, matrix)
+    sets, bands = shingle_sets(texts, text_rows[unseen])
+    shingles.add(unseen, sets)
     is_new = np.zeros(len(rep_pos), bool)
     is_new[unseen] = True
     prior_bands = (
@@ -257,28 +269,16 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     ).explode("band", "key")
     new_buckets = _buckets(unseen, bands)
     buckets = pl.concat([new_buckets, prior_buckets.join(new_buckets, on=["band", "key"], how="semi")])
-    shingles.add(buckets["k"].unique().to_numpy())  # the prior texts that can be candidates, shingled at once
+    shingles.add(buckets["k"].to_numpy())  # the prior texts that can be candidates, shingled at once
     # Prior copy links are kept as edges so a new copy of a prior copy reaches the same first copy.
     prior_links = (
         pool.filter(pl.col("duplicate_of").is_not_null())
         .select("k", target="duplicate_of")
         .join(pool.select(target="article_id", k2="k"), on="target")
     )
-    src, dst = [prior_links["k"].to_numpy()], [prior_links["k2"].to_numpy()]
-    comp = _components(len(rep_pos), src, dst)
-    verified = pl.DataFrame(schema={"pair": pl.Int64})  # pair codes i * n + j already checked
-    for band in (None, *range(MINHASH_BANDS)):
-        i, j = _candidate_pairs_of_band(buckets, band, comp)
-        keep = (is_new[i] | is_new[j]) & (comp[i] != comp[j])
-        pair = pl.DataFrame({"pair": i[keep] * len(rep_pos) + j[keep]}).unique().join(verified, on="pair", how="anti")
-        verified = pl.concat([verified, pair])
-        pair = pair["pair"].to_numpy()
-        i, j = pair // len(rep_pos), pair % len(rep_pos)
-        near = shingles.jaccard(i, j) >= NEAR_JACCARD
-        if near.any():
-            src.append(i[near])
-            dst.append(j[near])
-            comp = _components(len(rep_pos), src, dst)
+    members = buckets.filter(pl.len().over("band", "key") > 1).sort("band", "key", "k")
+    comp = _copy_groups(prior_links["k"].to_numpy(), prior_links["k2"].to_numpy(), members, is_new,
+                        *shingles.all())
     groups = reps.select("rep", "k", "unseen").with_columns(comp=comp).with_columns(
         root=pl.col("rep").min().over("comp"), root_k=pl.col("k").min().over("comp")
     )
@@ -328,31 +328,80 @@ def _buckets(ks: np.ndarray, bands: np.ndarray) -> pl.DataFrame:
     return frame.filter(pl.col("key") != 0)
 
 
-def _candidate_pairs_of_band(buckets: pl.DataFrame, band: int | None, comp: np.ndarray
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate near-copy pairs (i < j) of texts sharing an LSH bucket but not yet in one copy group: with
-    `band` None every member against its bucket's first member (cheap, and it connects most copy groups),
-    else every pair in the band's buckets that still span groups. Verifying these rounds in turn finds the
-    same copy groups as verifying every pair."""
-    if band is None:
-        anchors = buckets.with_columns(anchor=pl.col("k").min().over("band", "key"))
-        anchors = anchors.filter(pl.col("k") != pl.col("anchor"))
-        return anchors["anchor"].to_numpy(), anchors["k"].to_numpy()
-    members = buckets.filter(pl.col("band") == band).select("key", "k")
-    members = members.with_columns(comp=comp[members["k"].to_numpy()]).filter(
-        pl.col("comp").n_unique().over("key") > 1
-    )
-    pairs = members.join(members, on="key", suffix="_r").filter(
-        (pl.col("k") < pl.col("k_r")) & (pl.col("comp") != pl.col("comp_r"))
-    )
-    return pairs["k"].to_numpy(), pairs["k_r"].to_numpy()
+def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: pl.DataFrame, is_new: np.ndarray,
+                 sets: ShingleSets, row_of: np.ndarray) -> np.ndarray:
+    """Copy-group label per text: the groups linked by the prior copy links (link_a[n], link_b[n]) and by the
+    near copies (shingle Jaccard >= NEAR_JACCARD, one text new) among the texts sharing an LSH bucket (`members`:
+    k, band, key sorted by band, key, k). Every member is first tried against its bucket's first member
+    (cheap, and it connects most copy groups), then every pair still spanning two groups; each pair once (in
+    the first band it shares), verified in parallel. The groups are the same as when every pair is verified."""
+    k, band, key = (members[c].to_numpy() for c in ("k", "band", "key"))
+    bucket_start = np.r_[np.flatnonzero(np.r_[True, (np.diff(band) != 0) | (np.diff(key) != 0)]), len(k)]
+    band_keys = np.zeros((len(is_new), MINHASH_BANDS), np.uint64)
+    band_keys[k, band] = key
+    root = _joined(np.arange(len(is_new)), link_a, link_b)
+    for anchors_only in (True, False):
+        a, b = _bucket_pairs(k, bucket_start, band, band_keys, is_new, root, anchors_only)
+        near = jaccard_at_least(sets, row_of[a], row_of[b], NEAR_JACCARD)
+        root = _joined(root, a[near], b[near])
+    return root
 
 
-def _components(n: int, src: list[np.ndarray], dst: list[np.ndarray]) -> np.ndarray:
-    """Connected-component label per text over the copy edges found so far."""
-    i, j = np.concatenate(src), np.concatenate(dst)
-    graph = sp.coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+@numba.njit(cache=True, nogil=True)
+def _bucket_pairs(members: np.ndarray, bucket_start: np.ndarray, band: np.ndarray, band_keys: np.ndarray,
+                  is_new: np.ndarray, root: np.ndarray, anchors_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (a < b) of texts sharing a bucket (with `anchors_only`, its first member and each other one),
+    one of them new, in two groups of `root`, each listed in the first band where the two share a key."""
+    out_a, out_b = np.empty(1024, np.int64), np.empty(1024, np.int64)
+    n = 0
+    for bucket in range(len(bucket_start) - 1):
+        lo, hi = bucket_start[bucket], bucket_start[bucket + 1]
+        for x in range(lo, lo + 1 if anchors_only else hi - 1):
+            a = members[x]
+            for y in range(x + 1, hi):
+                b = members[y]
+                if not (is_new[a] or is_new[b]) or root[a] == root[b]:
+                    continue
+                earlier = False
+                for t in range(band[lo]):
+                    if band_keys[a, t] != 0 and band_keys[a, t] == band_keys[b, t]:
+                        earlier = True
+                        break
+                if earlier:
+                    continue
+                if n == len(out_a):
+                    out_a = np.concatenate((out_a, np.empty(n, np.int64)))
+                    out_b = np.concatenate((out_b, np.empty(n, np.int64)))
+                out_a[n], out_b[n] = a, b
+                n += 1
+    return out_a[:n].copy(), out_b[:n].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _joined(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Union-find roots (resolved) after joining the pairs (a[n], b[n])."""
+    parent = parent.copy()
+    for n in range(len(a)):
+        _union(parent, a[n], b[n])
+    for k in range(len(parent)):
+        parent[k] = _root(parent, k)
+    return parent
+
+
+@numba.njit(cache=True, nogil=True)
+def _root(parent: np.ndarray, k: int) -> int:
+    """Union-find root of k (with path halving)."""
+    while parent[k] != k:
+        parent[k] = parent[parent[k]]
+        k = parent[k]
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _union(parent: np.ndarray, a: int, b: int) -> None:
+    """Join the union-find sets of a and b."""
+    ra, rb = _root(parent, a), _root(parent, b)
+    parent[max(ra, rb)] = min(ra, rb)
 
 
 def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex
@@ -406,11 +455,11 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index
     )
     prior_docs = docs.slice(new.height)
     counts, prior_vocab = story_features(texts, prior_docs["text_row"].to_numpy(), prior_docs["title"])
-    x = sp.vstack([x_new, tfidf_matrix(counts, prior_docs.height, df, n_docs)], format="csr")
+    x = sp.vstack([x_new, tfidf_matrix(counts, df, n_docs)], format="csr")
     local = docs.select("pos").with_row_index("idx").cast({"idx": pl.Int64})
     pairs = pairs.join(local.select(i="pos", li="idx"), on="i").join(local.select(j="pos", lj="idx"), on="j")
     i, j = pairs["li"].to_numpy(), pairs["lj"].to_numpy()
-    sim = rowwise_dot(x, x, i, j)
+    sim = rowwise_dot(x, i, j)
     is_new = docs["is_new"].to_numpy()
     both_new = is_new[i] & is_new[j]
     label = _average_link(docs.height, i[both_new], j[both_new], sim[both_new], np.flatnonzero(is_new))
@@ -438,7 +487,7 @@ def _new_vectors(texts: pl.Series, new: pl.DataFrame, index: DedupIndex
         .cast(DF_SCHEMA)
     )
     n_docs = int(index.keys["block"].is_not_null().sum()) + new.height
-    return tfidf_matrix(counts, new.height, df, n_docs), vocab, df, n_docs
+    return tfidf_matrix(counts, df, n_docs), vocab, df, n_docs
 
 
 def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFrame:
@@ -446,71 +495,167 @@ def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFr
     features, plus the BLOCK_TOP_UNIQUE top-weighted features no other doc has yet, which are what a later
     article of the same story will share with it."""
     max_df = max(BLOCK_MIN_MAX_DF, int(BLOCK_MAX_DF * n_docs))
-    tops = []
-    for start in range(0, x.shape[0], PROBE_CHUNK_DOCS):  # a chunk of rows at a time: bounds memory
-        coo = x[start : start + PROBE_CHUNK_DOCS].tocoo()
-        rows = pl.DataFrame({"doc": coo.row.astype(np.int64) + start, "key": coo.col.astype(np.int64),
-                             "w": coo.data})
-        tops.append(
-            rows.join(df, on="key", how="left")
-            .filter(pl.col("df") <= max_df)
-            .with_columns(unique=pl.col("df") == 1)
-            .sort("doc", "unique", "w", "key", descending=[False, False, True, False])
-            .filter(pl.int_range(pl.len()).over("doc", "unique")
-                    < pl.when("unique").then(BLOCK_TOP_UNIQUE).otherwise(BLOCK_TOP_K))
-            .group_by("doc", maintain_order=True)
-            .agg(block="key", block_w="w")
-        )
-    top = pl.concat(tops) if tops else pl.DataFrame(
-        schema={"doc": pl.Int64, "block": pl.List(pl.Int64), "block_w": pl.List(pl.Float32)})
-    every = pl.DataFrame({"doc": np.arange(x.shape[0], dtype=np.int64)})
-    return every.join(top, on="doc", how="left", maintain_order="left").with_columns(
-        pl.col("block").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
-        pl.col("block_w").fill_null(pl.lit([], dtype=pl.List(pl.Float32))),
-    )
+    indptr, keys, weights = _top_features(x.indptr, x.indices, x.data, frequencies_of(x.indices, df), max_df)
+    return pl.DataFrame({"doc": np.arange(x.shape[0], dtype=np.int64), "block": list_column(indptr, keys),
+                         "block_w": list_column(indptr, weights)})
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_features(indptr: np.ndarray, keys: np.ndarray, weights: np.ndarray, doc_freq: np.ndarray, max_df: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per CSR row: its BLOCK_TOP_K heaviest features of frequency 2..max_df, then its BLOCK_TOP_UNIQUE
+    heaviest of frequency 1 (each by weight descending, then key), as CSR (indptr, keys, weights)."""
+    n = len(indptr) - 1
+    out_ptr = np.zeros(n + 1, np.int64)
+    out_keys = np.empty(n * (BLOCK_TOP_K + BLOCK_TOP_UNIQUE), np.int64)
+    out_w = np.empty(len(out_keys), np.float32)
+    picked = np.empty(np.max(np.diff(indptr)) if n else 0, np.int64)
+    nnz = 0
+    for d in range(n):
+        for unique, top in ((False, BLOCK_TOP_K), (True, BLOCK_TOP_UNIQUE)):
+            m = 0
+            for p in range(indptr[d], indptr[d + 1]):
+                if 0 < doc_freq[p] <= max_df and (doc_freq[p] == 1) == unique:
+                    picked[m] = p
+                    m += 1
+            order = np.argsort(-weights[picked[:m]], kind="mergesort")[:top]  # stable: ties keep keys ascending
+            for p in picked[:m][order]:
+                out_keys[nnz], out_w[nnz] = keys[p], weights[p]
+                nnz += 1
+        out_ptr[d + 1] = nnz
+    return out_ptr, out_keys[:nnz].copy(), out_w[:nnz].copy()
 
 
 def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
     """Pairs (i, j, new_j) of pool positions, i new, whose top-weighted features overlap by at least
     BLOCK_MIN_PARTIAL (a lower bound of their similarity) and whose dates are within the window (unless one
-    is missing); a pair of two new docs appears once, with i < j.
+    is missing); a pair of two new docs appears once, with i < j; sorted by i, then j.
 
     Blocking keys are (feature, week): a new dated article looks up its own and the adjacent weeks plus the
     undated articles; a new undated article looks up every article. A (feature, week) shared by more than
     BLOCK_MAX_PER_WEEK articles is no evidence of one story, so work stays linear when a week gets denser.
     """
-    entries = blocks.explode("block", "block_w").drop_nulls("block").select(
-        "pos", "is_new", "published_date", key="block", w="block_w",
-        week=pl.col("published_date").cast(pl.Int64) // DATE_WINDOW_DAYS,
-    )
+    entries = blocks.select("pos", "is_new", day=pl.col("published_date").cast(pl.Int64), key="block",
+                            w="block_w").explode("key", "w").drop_nulls("key")
     entries = entries.join(entries.filter("is_new").select("key").unique(), on="key", how="semi")
-    register = entries.filter(pl.len().over("key", "week") <= BLOCK_MAX_PER_WEEK).select(
-        "key", "week", j="pos", new_j="is_new", w_j="w", date_j="published_date"
-    )
-    probes = entries.filter("is_new").select("key", "week", i="pos", w_i="w", date_i="published_date")
-    chunks = probes.with_columns(chunk=(pl.col("i").rank("dense") - 1) // PROBE_CHUNK_DOCS).partition_by("chunk")
-    found = [_overlapping(chunk.drop("chunk"), register) for chunk in chunks]
-    empty = pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, "new_j": pl.Boolean})
-    return pl.concat([empty, *found]).sort("i", "j")
+    entries = entries.with_columns(
+        pl.col("day").fill_null(NO_DAY), week=(pl.col("day") // DATE_WINDOW_DAYS).fill_null(NO_DAY)
+    ).sort("key", "week")
+    key, week, day, pos, w = (entries[c].to_numpy() for c in ("key", "week", "day", "pos", "w"))
+    is_new = entries["is_new"].to_numpy()
+    group_start, group_of, key_groups = _block_groups(key, week)
+    probes = np.flatnonzero(is_new)
+    probes = probes[np.argsort(pos[probes], kind="stable")]
+    doc_start = np.r_[np.flatnonzero(np.r_[True, np.diff(pos[probes]) != 0]), len(probes)]
+    new_at = np.zeros(int(pos.max(initial=-1)) + 1, np.bool_)
+    new_at[pos[is_new]] = True
+    bounds = doc_start[np.linspace(0, len(doc_start) - 1, (os.cpu_count() or 1) + 1).astype(np.int64)]
+
+    def part(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return _overlapping(group_start, group_of, key_groups, week, day, pos, w, new_at, probes,
+                            bounds[k], bounds[k + 1])
+
+    with ThreadPoolExecutor(max_workers=len(bounds) - 1) as threads:
+        found = list(threads.map(part, range(len(bounds) - 1)))
+    i = np.concatenate([np.empty(0, np.int64), *(f[0] for f in found)])
+    j = np.concatenate([np.empty(0, np.int64), *(f[1] for f in found)])
+    return pl.DataFrame({"i": i, "j": j, "new_j": new_at[j]},
+                        schema={"i": pl.Int64, "j": pl.Int64, "new_j": pl.Boolean})
 
 
-def _overlapping(probes: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame:
-    """The candidate pairs (i, j, new_j) of some probing docs (see `_candidate_pairs`)."""
-    dated, undated = probes.filter(pl.col("week").is_not_null()), probes.filter(pl.col("week").is_null())
-    found = [dated.with_columns(pl.col("week") + shift).join(register, on=["key", "week"])
-             for shift in (-1, 0, 1)]
-    found.append(dated.drop("week").join(register.filter(pl.col("week").is_null()).drop("week"), on="key"))
-    found.append(undated.drop("week").join(register.drop("week"), on="key"))
-    window = (pl.col("date_i") - pl.col("date_j")).dt.total_days().abs() <= DATE_WINDOW_DAYS
-    return (
-        pl.concat([f.select("i", "j", "new_j", "w_i", "w_j", "date_i", "date_j") for f in found])
-        .filter((pl.col("i") != pl.col("j")) & (~pl.col("new_j") | (pl.col("i") < pl.col("j"))))
-        .filter(window.fill_null(True))
-        .group_by("i", "j", "new_j")
-        .agg(partial=(pl.col("w_i") * pl.col("w_j")).sum())
-        .filter(pl.col("partial") >= BLOCK_MIN_PARTIAL)
-        .select("i", "j", "new_j")
-    )
+@numba.njit(cache=True, nogil=True)
+def _block_groups(key: np.ndarray, week: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of entries sorted by (key, week): where each (key, week) group starts (G + 1 offsets), each entry's
+    group, and per group the range of groups [first, end) with its key."""
+    n = len(key)
+    starts = [0]
+    for e in range(1, n):
+        if key[e] != key[e - 1] or week[e] != week[e - 1]:
+            starts.append(e)
+    starts.append(n)
+    group_start = np.array(starts, np.int64)
+    n_groups = len(group_start) - 1
+    key_groups = np.empty((n_groups, 2), np.int64)
+    group_of = np.empty(n, np.int64)
+    first = 0
+    for g in range(n_groups + 1):
+        if g < n_groups:
+            group_of[group_start[g] : group_start[g + 1]] = g
+        if g == n_groups or key[group_start[g]] != key[group_start[first]]:
+            key_groups[first:g, 0], key_groups[first:g, 1] = first, g
+            first = g
+    return group_start, group_of, key_groups
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlapping(group_start: np.ndarray, group_of: np.ndarray, key_groups: np.ndarray, week: np.ndarray,
+                 day: np.ndarray, pos: np.ndarray, w: np.ndarray, new_at: np.ndarray, probes: np.ndarray,
+                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs (i, j) of the probing docs whose entries are probes[lo:hi] (see `_candidate_pairs`):
+    per doc, the weight products summed per partner over its blocking keys' groups, in float64 like polars."""
+    partial = np.zeros(len(new_at))
+    seen = np.zeros(len(new_at), np.bool_)
+    touched = np.empty(len(new_at), np.int64)
+    out_i, out_j = np.empty(1024, np.int64), np.empty(1024, np.int64)
+    n_out = 0
+    a = lo
+    while a < hi:
+        b = a + 1
+        while b < hi and pos[probes[b]] == pos[probes[a]]:
+            b += 1
+        i, m = pos[probes[a]], 0
+        for e in probes[a:b]:
+            first, end = key_groups[group_of[e], 0], key_groups[group_of[e], 1]
+            if week[e] == NO_DAY:  # an undated probe looks at every group of its key
+                m = _add_groups(first, end, e, m, group_start, day, pos, w, new_at, partial, seen, touched)
+                continue
+            if week[group_start[first]] == NO_DAY:  # the key's undated group sorts first
+                m = _add_groups(first, first + 1, e, m, group_start, day, pos, w, new_at, partial, seen, touched)
+                first += 1
+            while end - first > 1:  # binary search: the first group of week >= week - 1
+                middle = (first + end) // 2
+                if week[group_start[middle - 1]] < week[e] - 1:
+                    first = middle
+                else:
+                    end = middle
+            if first < end and week[group_start[first]] < week[e] - 1:
+                first += 1
+            end = first
+            while end < key_groups[group_of[e], 1] and week[group_start[end]] <= week[e] + 1:
+                end += 1
+            m = _add_groups(first, end, e, m, group_start, day, pos, w, new_at, partial, seen, touched)
+        if n_out + m > len(out_i):
+            out_i = np.concatenate((out_i, np.empty(n_out + m, np.int64)))
+            out_j = np.concatenate((out_j, np.empty(n_out + m, np.int64)))
+        for j in np.sort(touched[:m]):
+            seen[j] = False
+            if np.float32(partial[j]) >= np.float32(BLOCK_MIN_PARTIAL):
+                out_i[n_out], out_j[n_out] = i, j
+                n_out += 1
+        a = b
+    return out_i[:n_out].copy(), out_j[:n_out].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_groups(first: int, end: int, e: int, m: int, group_start: np.ndarray, day: np.ndarray, pos: np.ndarray,
+                w: np.ndarray, new_at: np.ndarray, partial: np.ndarray, seen: np.ndarray, touched: np.ndarray) -> int:
+    """Add probe entry e's weight products with the entries of groups first..end (those of at most
+    BLOCK_MAX_PER_WEEK entries) to `partial` by partner; returns the new count of partners in `touched`."""
+    i = pos[e]
+    for g in range(first, end):
+        if group_start[g + 1] - group_start[g] > BLOCK_MAX_PER_WEEK:
+            continue
+        for f in range(group_start[g], group_start[g + 1]):
+            j = pos[f]
+            if j == i or (new_at[j] and j < i):
+                continue
+            if day[e] != NO_DAY and day[f] != NO_DAY and abs(day[e] - day[f]) > DATE_WINDOW_DAYS:
+                continue
+            if not seen[j]:
+                seen[j], partial[j], touched[m] = True, 0.0, j
+                m += 1
+            partial[j] += np.float64(w[e] * w[f])
+    return m
 
 
 class _StoryVectors:
@@ -528,7 +673,7 @@ class _StoryVectors:
         """Vectors of a prior story's clustered docs."""
         members = self.docs.filter(pl.col("story_id") == story_id)
         counts, _ = story_features(self.texts, members["text_row"].to_numpy(), members["title"])
-        return tfidf_matrix(counts, members.height, self.df, self.n_docs)
+        return tfidf_matrix(counts, self.df, self.n_docs)
 
 
 def _average_link(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -731,14 +876,11 @@ def _evidence(
     best = both.sort("a", "sim", "b", descending=[False, True, False]).group_by("a", maintain_order=True).first()
     best = best.with_columns(partner=ids.gather(best["b"]))
     a, b = best["a"].to_numpy(), best["b"].to_numpy()
-    shared = x[a].multiply(x[b]).tocoo()
+    row, key = _top_shared(x.indptr, x.indices, x.data, a, b)
     terms = (
-        pl.DataFrame({"row": shared.row.astype(np.int64), "key": shared.col.astype(np.int64), "v": shared.data})
-        .join(vocab, on="key")
+        pl.DataFrame({"row": row, "key": key})
+        .join(vocab, on="key", maintain_order="left")
         .with_columns(is_name=pl.col("feat").str.starts_with("@"))
-        .sort("row", "v", "key", descending=[False, True, False])
-        .group_by("row", "is_name", maintain_order=True)
-        .head(EVIDENCE_TERMS)
         .group_by("row", maintain_order=True)
         .agg(
             names=pl.col("feat").filter("is_name").str.strip_prefix("@").str.join(", "),
@@ -765,6 +907,46 @@ def _evidence(
         )
     )
     return full["sim"], full.select(evidence).to_series()
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_shared(indptr: np.ndarray, keys: np.ndarray, weights: np.ndarray, a: np.ndarray, b: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair p (rows a[p], b[p] of a CSR with sorted keys): the EVIDENCE_TERMS shared features of each
+    channel (entity keys are odd) with the largest nonzero weight products, by product descending then key,
+    as (p, key) rows."""
+    out_row, out_key = np.empty(len(a) * 2 * EVIDENCE_TERMS, np.int64), np.empty(len(a) * 2 * EVIDENCE_TERMS, np.int64)
+    longest = np.max(np.diff(indptr)) if len(indptr) > 1 else 0
+    shared_key, shared_v = np.empty(longest, np.int64), np.empty(longest, np.float32)
+    n_out = 0
+    for p in range(len(a)):
+        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
+        n = 0
+        while i < i_end and j < j_end:
+            if keys[i] == keys[j]:
+                v = weights[i] * weights[j]
+                if v != 0:
+                    shared_key[n], shared_v[n] = keys[i], v
+                    n += 1
+                i += 1
+                j += 1
+            elif keys[i] < keys[j]:
+                i += 1
+            else:
+                j += 1
+        for channel in (0, 1):
+            for _ in range(EVIDENCE_TERMS):
+                best = -1
+                for q in range(n):
+                    if shared_key[q] & 1 == channel and shared_v[q] >= 0 and (
+                            best < 0 or shared_v[q] > shared_v[best]):
+                        best = q  # keys ascend, so a tie keeps the smaller key
+                if best < 0:
+                    break
+                out_row[n_out], out_key[n_out] = p, shared_key[best]
+                n_out += 1
+                shared_v[best] = -1.0  # taken
+    return out_row[:n_out].copy(), out_key[:n_out].copy()
 
 
 def lead_sentence(body: pl.Expr, max_chars: int = 160) -> pl.Expr:
