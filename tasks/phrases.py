@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from tasks.sentences import TOKEN_RE
@@ -23,29 +25,47 @@ def add_phrase_keys(table: pl.DataFrame, column: str = "phrase") -> pl.DataFrame
     )
 
 
-def match_phrases(tokens: pl.DataFrame, table: pl.DataFrame, column: str) -> pl.DataFrame:
-    """Matches of `table.key` over the token column `column`: sid, start, end (exclusive) plus table columns.
+@dataclass(frozen=True)
+class PhraseIndex:
+    """A phrase table split by phrase length for `match_phrases`: built once per dictionary."""
 
-    Overlapping matches are resolved leftmost-longest; `table` must have been through `add_phrase_keys`.
-    """
+    heads: pl.Series  # first tokens of all phrases, imploded for `is_in`
+    lengths: tuple[tuple[int, pl.Series, pl.DataFrame], ...]  # (n, heads of n-token phrases, their key + columns)
+
+
+def phrase_index(table: pl.DataFrame) -> PhraseIndex:
+    """Index of a phrase table that has been through `add_phrase_keys` (its keys must be unique)."""
     extra = [c for c in table.columns if c not in ("key", "n", "head")]
-    sizes = sorted(table["n"].unique().to_list())
-    if not sizes:
+    lengths = []
+    for n in sorted(table["n"].unique().to_list()):
+        phrases = table.filter(pl.col("n") == n)
+        lengths.append((n, phrases["head"].unique().implode(), phrases.select("key", *extra)))
+    return PhraseIndex(table["head"].unique().implode(), tuple(lengths))
+
+
+def match_phrases(tokens: pl.DataFrame, index: PhraseIndex, column: str) -> pl.DataFrame:
+    """Matches of the indexed phrases over the token column `column`: sid, start, end (exclusive) plus the
+    table's columns. Overlapping matches are resolved leftmost-longest.
+    """
+    if not index.lengths:
         return pl.DataFrame(schema={"sid": pl.Int64, "start": pl.Int64, "end": pl.Int64})
     # keep only tokens that can start a phrase, then fetch the tokens after them by row number
-    heads = tokens.with_row_index("row").filter(pl.col(column).is_in(table["head"].unique().implode()))
+    heads = tokens.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), column).filter(
+        pl.col(column).is_in(index.heads)
+    )
+    last = len(tokens) - 1
     found = []
-    for n in sizes:
-        phrases = table.filter(pl.col("n") == n)
-        starts = heads.filter(pl.col(column).is_in(phrases["head"].unique().implode()))
-        last = len(tokens) - 1
-        rows = [(starts["row"].cast(pl.Int64) + k).clip(0, last) for k in range(n)]
-        same_sentence = tokens["sid"].gather(rows[-1]) == starts["sid"]
-        words = [tokens[column].gather(r) for r in rows]
-        key = pl.select(pl.concat_str(words, separator=" ")).to_series()
-        grams = pl.DataFrame({"sid": starts["sid"], "start": starts["ti"], "key": key})
-        hits = grams.filter(same_sentence).join(phrases, on="key", how="inner")
-        found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *extra))
+    for n, phrase_heads, phrases in index.lengths:
+        rows = heads.filter(pl.col(column).is_in(phrase_heads))["row"]
+        at = [(pl.lit(rows) + k).clip(0, last) for k in range(n)]
+        grams = tokens.select(
+            sid=pl.col("sid").gather(at[0]),
+            start=pl.col("ti").gather(at[0]),
+            key=pl.concat_str([pl.col(column).gather(r) for r in at], separator=" "),
+            same_sentence=pl.col("sid").gather(at[-1]) == pl.col("sid").gather(at[0]),
+        )
+        hits = grams.filter("same_sentence").join(phrases, on="key", how="inner")
+        found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *phrases.columns[1:]))
     return longest_non_overlapping(pl.concat(found))
 
 
