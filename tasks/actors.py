@@ -16,7 +16,7 @@ from tasks.phrases import (
     match_phrases,
     phrase_index,
     token_rows,
-    with_token_values,
+    with_tokens_at,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -148,9 +148,9 @@ def match_actors(tokens: pl.DataFrame) -> pl.DataFrame:
     Words inside a company name ("American Financial Corp") are no actor.
     """
     hits = match_phrases(tokens, actor_phrases(), "tok")
-    hits = with_token_values(hits, tokens, "end", next="tok")
-    hits = with_token_values(hits, tokens, pl.col("end") + 1, next2="tok")
-    hits = with_token_values(hits, tokens, pl.col("end") + 2, next3="tok")
+    hits = with_tokens_at(
+        hits, tokens, next=("end", "tok"), next2=(pl.col("end") + 1, "tok"), next3=(pl.col("end") + 2, "tok")
+    )
     modifier = (pl.col("next") == "-") & pl.col("next2").str.contains(r"^\p{Ll}")
     company = (
         pl.col("next").is_in(CORPORATE_SUFFIXES)
@@ -236,9 +236,12 @@ def find_people(
     runs = name_runs(tokens, actor_hits)
     art = sentences.select("sid", "article_id")
     runs = runs.join(art, on="sid")
-    runs = with_token_values(runs, tokens, pl.col("start") - 1, prev1="low")
-    for k in range(3):
-        runs = with_token_values(runs, tokens, pl.col("end") + k, **{f"next{k + 1}": "low"})
+    runs = with_tokens_at(
+        runs,
+        tokens,
+        prev1=(pl.col("start") - 1, "low"),
+        **{f"next{k + 1}": (pl.col("end") + k, "low") for k in range(3)},
+    )
     linked = actor_hits.join(runs, on="sid", how="semi")["sid"].unique()
     ctx = token_context(tokens.filter(pl.col("sid").is_in(linked.implode())))
     roles = role_words()
@@ -267,8 +270,14 @@ def find_people(
             lo=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("g_end")).otherwise(pl.col("end")),
             hi=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("start")).otherwise(pl.col("g_start")),
         )
-        .pipe(with_token_values, ctx, "lo", f_lo="free", f_lo_c="commas")
-        .pipe(with_token_values, ctx, "hi", f_hi="free", f_hi_c="commas")
+        .pipe(
+            with_tokens_at,
+            ctx,
+            f_lo=("lo", "free"),
+            f_lo_c=("lo", "commas"),
+            f_hi=("hi", "free"),
+            f_hi_c=("hi", "commas"),
+        )
         .filter((pl.col("f_hi") - pl.col("f_lo")) == 0)
         # nearest left link, then an appositive on the right, then a left link across a comma
         # ("in Washington, X, the minister of Poland" is Poland's)
@@ -401,8 +410,7 @@ def actor_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFram
     mentions = pl.concat([mentions, resolve_pronouns(tokens, mentions, art).select(mentions.columns)]).sort(
         "sid", "start"
     )
-    mentions = with_token_values(mentions, tokens, pl.col("start") - 1, p1="low")
-    mentions = with_token_values(mentions, tokens, pl.col("start") - 2, p2="low")
+    mentions = with_tokens_at(mentions, tokens, p1=(pl.col("start") - 1, "low"), p2=(pl.col("start") - 2, "low"))
     determiners = ["the", "a", "its", "their", "his", "her", "two", "both", "other", "neighbouring", "neighboring"]
     in_pp = pl.col("p1").is_in(PREPOSITIONS) | (pl.col("p1").is_in(determiners) & pl.col("p2").is_in(PREPOSITIONS))
     # "thousands of Iraqi Kurds", "a group of Moroccan diplomats": the actor heads the phrase

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.phrases import PhraseIndex, add_phrase_keys, match_phrases, phrase_index, with_token_values
+from tasks.phrases import PhraseIndex, add_phrase_keys, match_phrases, phrase_index, with_token_values, with_tokens_at
 from tasks.places import locate
 
 DATA = Path(__file__).parent / "data"
@@ -129,10 +129,16 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     "turned the proposal down"); of several valid readings the heaviest wins.
     """
     table = cue_table()
-    hits = with_token_values(match_cues_raw(tokens, table), tokens, pl.col("start") - 1, before="tok")
+    hits = with_tokens_at(
+        match_cues_raw(tokens, table),
+        tokens,
+        before=(pl.col("start") - 1, "tok"),
+        before2=(pl.col("start") - 2, "low"),
+        after=("end", "tok"),
+        cue_text=("start", "tok"),
+    )
     hits = hits.filter(pl.col("before").fill_null("") != "-")  # inside a compound: "long-threatened"
     # a verb cue after a determiner is a noun ("holds a veto", "the scope of support"): not a verb cue
-    hits = with_token_values(hits, tokens, pl.col("start") - 2, before2="low")
     # "a car bombing" is a noun; "a declaration demanding ..." (after a statement noun) a participle
     gerund_noun = (
         pl.col("key").str.ends_with("ing")
@@ -152,15 +158,13 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     )
     hits = hits.filter(~pl.col("base") | verbal)
     # a capitalised cue inside a sentence is a name ("Royal Dutch Shell") unless the text is title case
-    hits = with_token_values(hits, tokens, "end", after="tok")
     name_like = (
         (pl.col("start") > 0) & pl.col("cue_text").str.contains(r"^\p{Lu}") & ~pl.col("after").str.contains(r"^\p{Lu}")
     )
-    hits = with_token_values(hits, tokens, "start", cue_text="tok").filter(~name_like.fill_null(False))
+    hits = hits.filter(~name_like.fill_null(False))
     needs = hits.filter(pl.col("objects").list.len() > 0).explode("objects")
     window = [f"w{k}" for k in range(OBJECT_WINDOW)]
-    for k, name in enumerate(window):
-        needs = with_token_values(needs, tokens, pl.col("end") + k, **{name: "low"})
+    needs = with_tokens_at(needs, tokens, **{name: (pl.col("end") + k, "low") for k, name in enumerate(window)})
     found = needs.filter(pl.any_horizontal([pl.col(w) == pl.col("objects") for w in window]))
     valid_ids = found.select("sid", "start", "cue_id").unique()
     plain = hits.filter(pl.col("objects").list.len() == 0).select("sid", "start", "cue_id")
@@ -280,8 +284,7 @@ def assemble_events(
         .filter((pl.col("start") >= pl.col("t_from")) & (pl.col("start") <= pl.col("t_from") + 12))
         # a retreat (resign, surrender, withdraw) has no patient besides a named actor
         .filter((pl.col("rank") == 0) | (pl.col("action_type") != "RETREAT"))
-        .pipe(with_token_values, flags, "start", brk_target="brk_before")
-        .pipe(with_token_values, flags, "t_from", brk_cue="brk_before")
+        .pipe(with_tokens_at, flags, brk_target=("start", "brk_before"), brk_cue=("t_from", "brk_before"))
         .filter(pl.col("brk_target") == pl.col("brk_cue"))
         .sort("rank", "start")
         .unique("sid", keep="first")
@@ -326,8 +329,7 @@ def supported_nouns(c: pl.DataFrame, m: pl.DataFrame, tokens: pl.DataFrame) -> p
     """
     bare = pl.col("is_verb").not_() & ~pl.col("cue").str.contains(" ")
     nouns = c.filter(bare)
-    for k in range(1, 7):
-        nouns = with_token_values(nouns, tokens, pl.col("c_start") - k, **{f"p{k}": "low"})
+    nouns = with_tokens_at(nouns, tokens, **{f"p{k}": (pl.col("c_start") - k, "low") for k in range(1, 7)})
     light = pl.any_horizontal([pl.col(f"p{k}").is_in(LIGHT_VERBS) for k in range(1, 7)])
     owned = pl.col("p1").is_in(["s", "its", "their", "his", "her"])
     adjective = nouns.join(m.select("sid", pl.col("end").alias("c_start")), on=["sid", "c_start"], how="semi")
@@ -381,8 +383,7 @@ def choose_sources(c: pl.DataFrame, m: pl.DataFrame, tokens: pl.DataFrame, group
     passive = with_token_values(c, tokens, pl.col("c_start") - 1, aux="low").filter(
         pl.col("aux").is_in(PASSIVE_AUX) & pl.col("is_verb") & ~pl.col("cue").str.ends_with("ing")
     )
-    for k in range(3):
-        passive = with_token_values(passive, tokens, pl.col("c_end") + k, **{f"b{k}": "low"})
+    passive = with_tokens_at(passive, tokens, **{f"b{k}": (pl.col("c_end") + k, "low") for k in range(3)})
     by_ti = pl.coalesce([pl.when(pl.col(f"b{k}") == "by").then(pl.col("c_end") + k) for k in range(3)])
     agents = (
         passive.with_columns(by_ti=by_ti)
@@ -484,8 +485,7 @@ def reported_demands(ev: pl.DataFrame, m: pl.DataFrame, flags: pl.DataFrame) -> 
         .select("sid", "s_start")
         .join(m.filter(~pl.col("in_pp")), on="sid")
         .filter(pl.col("end") <= pl.col("s_start"))
-        .pipe(with_token_values, flags, "end", speech_from="speech_before")
-        .pipe(with_token_values, flags, "s_start", speech_to="speech_before")
+        .pipe(with_tokens_at, flags, speech_from=("end", "speech_before"), speech_to=("s_start", "speech_before"))
         .filter(pl.col("speech_to") > pl.col("speech_from"))
         .sort("end", descending=True)
         .unique("sid", keep="first")
@@ -532,8 +532,7 @@ def add_modality(ev: pl.DataFrame, flags: pl.DataFrame, n_tokens: pl.DataFrame) 
         .join(n_tokens, on="sid")
         .with_columns(last_ti=pl.col("n_tok") - 1)
     )
-    for col in ("w_lo", "c_start", "last_ti"):
-        ev = with_token_values(ev, flags, col, **{f"{k}@{col}": k for k in counts})
+    ev = with_tokens_at(ev, flags, **{f"{k}@{col}": (col, k) for col in ("w_lo", "c_start", "last_ti") for k in counts})
     win = {k.split("_")[0]: pl.col(f"{k}@c_start") - pl.col(f"{k}@w_lo") for k in counts}
     after_unless = pl.col("unless_before@last_ti") - pl.col("unless_before@c_start") > 0
     negated = win["neg"] > 0

@@ -31,6 +31,7 @@ class PhraseIndex:
 
     heads: pl.Series  # first tokens of all phrases, imploded for `is_in`
     lengths: tuple[tuple[int, pl.Series, pl.DataFrame], ...]  # (n, heads of n-token phrases, their key + columns)
+    empty: pl.DataFrame  # no matches, with the columns of `match_phrases`
 
 
 def phrase_index(table: pl.DataFrame) -> PhraseIndex:
@@ -40,15 +41,14 @@ def phrase_index(table: pl.DataFrame) -> PhraseIndex:
     for n in sorted(table["n"].unique().to_list()):
         phrases = table.filter(pl.col("n") == n)
         lengths.append((n, phrases["head"].unique().implode(), phrases.select("key", *extra)))
-    return PhraseIndex(table["head"].unique().implode(), tuple(lengths))
+    empty = pl.DataFrame(schema={"sid": pl.Int64, "start": pl.Int64, "end": pl.Int64, **table.select(extra).schema})
+    return PhraseIndex(table["head"].unique().implode(), tuple(lengths), empty)
 
 
 def match_phrases(tokens: pl.DataFrame, index: PhraseIndex, column: str) -> pl.DataFrame:
     """Matches of the indexed phrases over the token column `column`: sid, start, end (exclusive) plus the
     table's columns. Overlapping matches are resolved leftmost-longest.
     """
-    if not index.lengths:
-        return pl.DataFrame(schema={"sid": pl.Int64, "start": pl.Int64, "end": pl.Int64})
     # keep only tokens that can start a phrase, then fetch the tokens after them by row number
     heads = tokens.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), column).filter(
         pl.col(column).is_in(index.heads)
@@ -57,6 +57,8 @@ def match_phrases(tokens: pl.DataFrame, index: PhraseIndex, column: str) -> pl.D
     found = []
     for n, phrase_heads, phrases in index.lengths:
         rows = heads.filter(pl.col(column).is_in(phrase_heads))["row"]
+        if rows.is_empty():
+            continue
         at = [(pl.lit(rows) + k).clip(0, last) for k in range(n)]
         grams = tokens.select(
             sid=pl.col("sid").gather(at[0]),
@@ -66,7 +68,7 @@ def match_phrases(tokens: pl.DataFrame, index: PhraseIndex, column: str) -> pl.D
         )
         hits = grams.filter("same_sentence").join(phrases, on="key", how="inner")
         found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *phrases.columns[1:]))
-    return longest_non_overlapping(pl.concat(found))
+    return longest_non_overlapping(pl.concat([index.empty, *found]))
 
 
 def longest_non_overlapping(matches: pl.DataFrame) -> pl.DataFrame:
@@ -91,10 +93,20 @@ def with_token_values(
     Direct indexing, no join: `tokens` must be sorted by (sid, ti) with ti counting from 0, as `tokenize`
     returns it. Positions outside the sentence give null.
     """
-    positions = frame.select(pl.col(position) if isinstance(position, str) else position).to_series()
+    return with_tokens_at(frame, tokens, **{name: (position, col) for name, col in columns.items()})
+
+
+def with_tokens_at(frame: pl.DataFrame, tokens: pl.DataFrame, **columns: tuple[str | pl.Expr, str]) -> pl.DataFrame:
+    """`with_token_values` for several positions in one pass: new_name=(position, token_column)."""
     if len(tokens) == 0 or len(frame) == 0:
-        return frame.with_columns(**{name: pl.lit(None, tokens.schema[col]) for name, col in columns.items()})
-    raw = token_rows(tokens, frame["sid"], positions)
-    rows = raw.clip(0, len(tokens) - 1)
-    inside = (raw == rows) & (positions >= 0) & (tokens["sid"].gather(rows) == frame["sid"])
-    return frame.with_columns(**{name: pl.when(inside).then(tokens[col].gather(rows)) for name, col in columns.items()})
+        return frame.with_columns(**{name: pl.lit(None, tokens.schema[col]) for name, (_, col) in columns.items()})
+    first = pl.lit(tokens["sid"].search_sorted(frame["sid"], side="left").cast(pl.Int64))
+    sids = pl.lit(tokens["sid"])
+    values = {}
+    for name, (position, col) in columns.items():
+        offset = (pl.col(position) if isinstance(position, str) else position).cast(pl.Int64)
+        raw = first + offset
+        row = raw.clip(0, len(tokens) - 1)
+        inside = (raw == row) & (offset >= 0) & (sids.gather(row) == pl.col("sid"))
+        values[name] = pl.when(inside).then(pl.lit(tokens[col]).gather(row))
+    return frame.with_columns(**values)
