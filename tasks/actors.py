@@ -171,7 +171,7 @@ def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     """Runs of capitalised non-gazetteer, non-role tokens that may be person names: sid, start, end, name."""
     first = token_rows(tokens, actor_hits["sid"], actor_hits["start"])
     covered = pl.select(pl.int_ranges(first, first + actor_hits["end"] - actor_hits["start"])).to_series().explode()
-    gaz = pl.Series("gaz", [False] * len(tokens), dtype=pl.Boolean).scatter(covered.drop_nulls(), True)
+    gaz = pl.repeat(False, len(tokens), dtype=pl.Boolean, eager=True).scatter(covered.drop_nulls(), True)
     # string tests only on capitalised tokens and particles, with their row numbers to find runs
     t = (
         tokens.with_row_index("row")
