@@ -77,6 +77,10 @@ VERBAL_CONTEXT = [
     ],
     *["and", "or", "jointly", "formally", "officially", "publicly", "repeatedly", "again"],
 ]
+MARKER_WORDS = {  # lower-case words counted by `token_flags`, by flag
+    "neg": NEGATORS, "hyp": HYPOTHETICAL, "intent": INTENT, "cont": CONTINUING, "brk": CLAUSE_BREAKS,
+    "unless": ["unless"], "deontic": DEONTIC, "speech": SPEECH, "comma": [","],
+}  # fmt: skip
 NOUN_MARKERS = ["a", "an", "the", "its", "their", "his", "her", "our", "of", "this", "that", "any", "such"]
 OBJECT_WINDOW = 8
 
@@ -198,26 +202,31 @@ def match_cues_raw(tokens: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     return spans.join(table, left_on="span_key", right_on="key").rename({"span_key": "key"})
 
 
+@lru_cache(maxsize=1)
+def marker_masks() -> tuple[pl.Enum, pl.Series]:
+    """Enum of the MARKER_WORDS words and, per word, the bit mask of the lists holding it (bit i: i-th list)."""
+    masks: dict[str, int] = {}
+    for bit, words in enumerate(MARKER_WORDS.values()):
+        for word in words:
+            masks[word] = masks.get(word, 0) | 1 << bit
+    return pl.Enum(list(masks)), pl.Series(list(masks.values()), dtype=pl.Int64)
+
+
 def token_flags(tokens: pl.DataFrame) -> pl.DataFrame:
     """Exclusive running counts (whole table) of negators, hypothetical, intent, deontic and speech words,
     continuers, clause breaks and commas, plus the position of the last clause break.
 
     Within one sentence, the difference of two counts is the number of markers between two positions.
     """
+    enum, masks = marker_masks()  # one lookup per token for all the word lists
+    word_mask = pl.lit(masks).gather(pl.col("low").cast(enum, strict=False).to_physical()).fill_null(0)
+    t = tokens.with_columns(mask=word_mask)
+    flags = {name: (pl.col("mask") & 1 << bit) != 0 for bit, name in enumerate(MARKER_WORDS)}
     prev_tok = pl.col("tok").shift(1)
     apostrophe = prev_tok.is_in(["'", "’"]) & (pl.col("sid").shift(1) == pl.col("sid"))
-    flags = {
-        "neg": pl.col("low").is_in(NEGATORS) | (apostrophe & (pl.col("low") == "t")),
-        "hyp": pl.col("low").is_in(HYPOTHETICAL),
-        "intent": pl.col("low").is_in(INTENT) | (apostrophe & (pl.col("low") == "ll")),
-        "cont": pl.col("low").is_in(CONTINUING),
-        "brk": pl.col("low").is_in(CLAUSE_BREAKS),
-        "unless": pl.col("low") == "unless",
-        "deontic": pl.col("low").is_in(DEONTIC),
-        "speech": pl.col("low").is_in(SPEECH),
-        "comma": pl.col("low") == ",",
-    }
-    t = tokens.with_columns(**{k: v.fill_null(False).cast(pl.Int64) for k, v in flags.items()})
+    flags["neg"] = flags["neg"] | (apostrophe & (pl.col("low") == "t"))
+    flags["intent"] = flags["intent"] | (apostrophe & (pl.col("low") == "ll"))
+    t = t.with_columns(**{k: v.fill_null(False).cast(pl.Int64) for k, v in flags.items()})
     brk = pl.col("brk") == 1
     return t.with_columns(
         [(pl.col(k).cum_sum() - pl.col(k)).alias(f"{k}_before") for k in flags],
