@@ -41,6 +41,7 @@ SPEECH_VERBS = [
     "confirmed", "admitted", "conceded", "acknowledged", "has", "had", "was", "is", "will", "would",
 ]  # fmt: skip
 CONNECTORS = ["the", "’", "'", "s", "of", ",", "-"]
+LINK_GAP = 7  # most tokens between a person's name and the gazetteer hit giving its code
 # last words of company and newspaper names: a place before them is no actor ("Washington Post")
 CORPORATE_SUFFIXES = [
     "Corp", "Co", "Inc", "Ltd", "Plc", "LLC", "AG", "SA", "NV", "Holdings", "Exchange", "Fund", "Trust",
@@ -207,19 +208,6 @@ def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def token_context(tokens: pl.DataFrame) -> pl.DataFrame:
-    """Tokens with running counts (over the whole table) of non-connector tokens and commas before each.
-
-    Differences of two counts in one sentence give the number of such tokens between two positions.
-    """
-    linking = pl.col("low").is_in(CONNECTORS) | pl.col("low").is_in(role_words())
-    comma = pl.col("low") == ","
-    return tokens.with_columns(
-        free=(~linking).cast(pl.Int64).cum_sum() - (~linking).cast(pl.Int64),
-        commas=comma.cast(pl.Int64).cum_sum() - comma.cast(pl.Int64),
-    )
-
-
 def find_people(
     tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -242,8 +230,6 @@ def find_people(
         prev1=(pl.col("start") - 1, "low"),
         **{f"next{k + 1}": (pl.col("end") + k, "low") for k in range(3)},
     )
-    linked = actor_hits.join(runs, on="sid", how="semi")["sid"].unique()
-    ctx = token_context(tokens.filter(pl.col("sid").is_in(linked.implode())))
     roles = role_words()
     introduced = (
         pl.col("prev1").is_in(roles)
@@ -255,7 +241,10 @@ def find_people(
         | pl.col("next1").is_in(SPEECH_VERBS)
         | ((pl.col("prev1") == ",") & (pl.col("next1") == ","))
     )
-    # code from a gazetteer hit linked to the name by role words only, left ("Polish PM X") or right (appositive)
+    # code from a gazetteer hit linked to the name by role words only, left ("Polish PM X") or right (appositive):
+    # no token but connectors and role words in the gap [lo, hi) between them
+    linking = pl.Series([*CONNECTORS, *roles]).implode()
+    between = lambda k: pl.col("lo") + k < pl.col("hi")  # noqa: E731
     gaz = actor_hits.filter(pl.col("code").is_not_null()).select(
         "sid", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"), pl.col("code").alias("g_code")
     )
@@ -270,21 +259,18 @@ def find_people(
             lo=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("g_end")).otherwise(pl.col("end")),
             hi=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("start")).otherwise(pl.col("g_start")),
         )
-        .pipe(
-            with_tokens_at,
-            ctx,
-            f_lo=("lo", "free"),
-            f_lo_c=("lo", "commas"),
-            f_hi=("hi", "free"),
-            f_hi_c=("hi", "commas"),
+        .pipe(with_tokens_at, tokens, **{f"gap{k}": (pl.col("lo") + k, "low") for k in range(LINK_GAP)})
+        .with_columns(
+            free=pl.sum_horizontal(between(k) & ~pl.col(f"gap{k}").is_in(linking) for k in range(LINK_GAP)),
+            commas=pl.sum_horizontal(between(k) & (pl.col(f"gap{k}") == ",") for k in range(LINK_GAP)),
         )
-        .filter((pl.col("f_hi") - pl.col("f_lo")) == 0)
+        .filter(pl.col("free") == 0)
         # nearest left link, then an appositive on the right, then a left link across a comma
         # ("in Washington, X, the minister of Poland" is Poland's)
         .with_columns(
             dist=pl.when(pl.col("g_end") > pl.col("start"))
             .then(100 + pl.col("g_start") - pl.col("end"))
-            .when(pl.col("f_hi_c") == pl.col("f_lo_c"))
+            .when(pl.col("commas") == 0)
             .then(pl.col("start") - pl.col("g_end"))
             .otherwise(200 + pl.col("start") - pl.col("g_end"))
         )
