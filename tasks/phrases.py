@@ -25,50 +25,67 @@ def add_phrase_keys(table: pl.DataFrame, column: str = "phrase") -> pl.DataFrame
     )
 
 
+ONE_PASS_LOOKUPS = 400_000  # up to this many token lookups, phrases of all lengths are keyed in one pass
+
+
 @dataclass(frozen=True)
 class PhraseIndex:
-    """A phrase table split by phrase length for `match_phrases`: built once per dictionary."""
+    """A phrase table prepared for `match_phrases`: built once per dictionary."""
 
-    heads: pl.Series  # first tokens of all phrases, imploded for `is_in`
-    lengths: tuple[tuple[int, pl.Series, pl.DataFrame], ...]  # (n, heads of n-token phrases, their key + columns)
+    head_lengths: pl.DataFrame  # head, n: each first token with the lengths of the phrases it starts
+    phrases: pl.DataFrame  # key and the table's columns, all lengths
+    by_length: dict[int, pl.DataFrame]  # the same split by phrase length n
     empty: pl.DataFrame  # no matches, with the columns of `match_phrases`
 
 
 def phrase_index(table: pl.DataFrame) -> PhraseIndex:
     """Index of a phrase table that has been through `add_phrase_keys` (its keys must be unique)."""
     extra = [c for c in table.columns if c not in ("key", "n", "head")]
-    lengths = []
-    for n in sorted(table["n"].unique().to_list()):
-        phrases = table.filter(pl.col("n") == n)
-        lengths.append((n, phrases["head"].unique().implode(), phrases.select("key", *extra)))
+    phrases = table.select("key", *extra)
+    by_length = {n: phrases.filter(table["n"] == n) for n in sorted(table["n"].unique().to_list())}
     empty = pl.DataFrame(schema={"sid": pl.Int64, "start": pl.Int64, "end": pl.Int64, **table.select(extra).schema})
-    return PhraseIndex(table["head"].unique().implode(), tuple(lengths), empty)
+    return PhraseIndex(table.select("head", "n").unique().sort("head", "n"), phrases, by_length, empty)
 
 
 def match_phrases(tokens: pl.DataFrame, index: PhraseIndex, column: str) -> pl.DataFrame:
     """Matches of the indexed phrases over the token column `column`: sid, start, end (exclusive) plus the
     table's columns. Overlapping matches are resolved leftmost-longest.
+
+    Small inputs key all phrase lengths in one pass (few polars calls); large ones key each length on its own
+    starts only (fewer token lookups).
     """
-    # keep only tokens that can start a phrase, then fetch the tokens after them by row number
-    heads = tokens.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), column).filter(
-        pl.col(column).is_in(index.heads)
+    # tokens that can start a phrase, once per length of the phrases they start
+    starts = tokens.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "sid", "ti", column).join(
+        index.head_lengths, left_on=column, right_on="head"
     )
-    last = len(tokens) - 1
-    found = []
-    for n, phrase_heads, phrases in index.lengths:
-        rows = heads.filter(pl.col(column).is_in(phrase_heads))["row"]
-        if rows.is_empty():
-            continue
-        at = [(pl.lit(rows) + k).clip(0, last) for k in range(n)]
-        grams = tokens.select(
-            sid=pl.col("sid").gather(at[0]),
-            start=pl.col("ti").gather(at[0]),
-            key=pl.concat_str([pl.col(column).gather(r) for r in at], separator=" "),
-            same_sentence=pl.col("sid").gather(at[-1]) == pl.col("sid").gather(at[0]),
-        )
-        hits = grams.filter("same_sentence").join(phrases, on="key", how="inner")
-        found.append(hits.select("sid", "start", (pl.col("start") + n).alias("end"), *phrases.columns[1:]))
+    longest = max(index.by_length, default=0)
+    if len(starts) * longest <= ONE_PASS_LOOKUPS:
+        found = [phrase_hits(tokens, starts, column, longest, index.phrases)]
+    else:
+        parts = starts.partition_by("n", as_dict=True)
+        found = [phrase_hits(tokens, part, column, n, index.by_length[n]) for (n,), part in parts.items()]
     return longest_non_overlapping(pl.concat([index.empty, *found]))
+
+
+def phrase_hits(
+    tokens: pl.DataFrame, starts: pl.DataFrame, column: str, longest: int, phrases: pl.DataFrame
+) -> pl.DataFrame:
+    """`phrases` (key, columns) found at `starts` (row, sid, ti and n, the phrase length to try, at most
+    `longest`): the n tokens from each start, fetched by row number, joined with spaces as the key."""
+    last = len(tokens) - 1
+    word = pl.lit(tokens[column])
+    n = pl.col("n").cast(pl.Int64)
+    at = lambda k: (pl.col("row") + k).clip(0, last)  # noqa: E731
+    words = [pl.when(n > k).then(word.gather(at(k))) for k in range(longest)]
+    grams = starts.select(
+        "sid",
+        start="ti",
+        end=pl.col("ti") + n,
+        key=pl.concat_str(words, separator=" ", ignore_nulls=True),
+        same_sentence=pl.lit(tokens["sid"]).gather(at(n - 1)) == pl.col("sid"),
+    )
+    hits = grams.filter("same_sentence").join(phrases, on="key", how="inner")
+    return hits.select("sid", "start", "end", *phrases.columns[1:])
 
 
 def longest_non_overlapping(matches: pl.DataFrame) -> pl.DataFrame:
