@@ -141,7 +141,7 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
         after=("end", "tok"),
         cue_text=("start", "tok"),
     )
-    hits = hits.filter(pl.col("before").fill_null("") != "-")  # inside a compound: "long-threatened"
+    compound = pl.col("before").fill_null("") == "-"  # inside a compound: "long-threatened"
     # a verb cue after a determiner is a noun ("holds a veto", "the scope of support"): not a verb cue
     # "a car bombing" is a noun; "a declaration demanding ..." (after a statement noun) a participle
     gerund_noun = (
@@ -150,7 +150,7 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
         & ~pl.col("before").str.contains(r"(?:tion|ment|ence|ance|ure|ter)$")
     )
     noun_use = pl.col("before").str.to_lowercase().is_in(NOUN_MARKERS) | gerund_noun
-    hits = hits.filter(~((pl.col("pos") == "v") & noun_use.fill_null(False)))
+    verb_as_noun = (pl.col("pos") == "v") & noun_use.fill_null(False)
     # a bare verb form is a verb only after a subject, modal, adverb or "to" ("they demand", "to supply"),
     # not after a lower-case modifier ("strong demand", "money supply")
     before = pl.col("before").str.to_lowercase()
@@ -160,12 +160,11 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
         | pl.col("before").str.contains(r"^\p{Lu}")
         | before.str.contains(r"[^s]s$|ly$")
     )
-    hits = hits.filter(~pl.col("base") | verbal)
     # a capitalised cue inside a sentence is a name ("Royal Dutch Shell") unless the text is title case
     name_like = (
         (pl.col("start") > 0) & pl.col("cue_text").str.contains(r"^\p{Lu}") & ~pl.col("after").str.contains(r"^\p{Lu}")
     )
-    hits = hits.filter(~name_like.fill_null(False))
+    hits = hits.filter(~compound & ~verb_as_noun & (~pl.col("base") | verbal) & ~name_like.fill_null(False))
     needs = hits.filter(pl.col("objects").list.len() > 0).explode("objects")
     window = [f"w{k}" for k in range(OBJECT_WINDOW)]
     needs = with_tokens_at(needs, tokens, **{name: (pl.col("end") + k, "low") for k, name in enumerate(window)})
