@@ -283,10 +283,11 @@ def find_people(
     known = known_people().select(
         "name_key", pl.col("code").alias("k_code"), pl.col("name").alias("k_name"), "first_key"
     )
+    first_name = pl.when(pl.col("first_key").is_not_null()).then(pl.col("name"))  # keyed only when compared
     runs = (
         runs.join(known, on="name_key", how="left")
         .with_columns(
-            other_first=(pl.col("size") >= 2) & (name_key(pl.col("name").str.extract(r"^(\S+)")) != pl.col("first_key"))
+            other_first=(pl.col("size") >= 2) & (name_key(first_name.str.extract(r"^(\S+)")) != pl.col("first_key"))
         )
         .with_columns(
             k_code=pl.when(pl.col("other_first")).then(None).otherwise("k_code"),
