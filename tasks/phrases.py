@@ -90,9 +90,9 @@ def phrase_hits(
 
 def longest_non_overlapping(matches: pl.DataFrame) -> pl.DataFrame:
     """Keep, left to right, the longest match at each start that does not overlap a kept one."""
-    ordered = matches.sort("sid", "start", pl.col("end"), descending=[False, False, True]).unique(
-        ["sid", "start"], keep="first", maintain_order=True
-    )
+    ordered = matches.sort("sid", "start", pl.col("end"), descending=[False, False, True])
+    longest = (pl.col("start") != pl.col("start").shift(1)) | (pl.col("sid") != pl.col("sid").shift(1))
+    ordered = ordered.filter(longest.fill_null(True))  # the first (longest) match at each start
     reach = (pl.col("sid") * POS_SCALE + pl.col("end")).cum_max().shift(1).fill_null(-1)
     return ordered.filter(pl.col("sid") * POS_SCALE + pl.col("start") >= reach)
 
