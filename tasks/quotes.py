@@ -31,6 +31,8 @@ AFTER_PRONOUN = r"^[\s,.]*(?i:he|she|the\s+(?:[a-z-]+\s+){0,2}" + ROLE + r")\s+"
 # speaker before the quote: "X said: “", "X, the Dutch representative, said it was “", "he stressed that “"
 LEAD_OUT = r"(?-u:\b)[^.“”\"]{0,45}$"
 BEFORE_NAME = NAME + r"(?:,[^,.“”\"]{1,60},)?\s+(?:also\s+)?(?:" + VERBS + r"|saying)" + LEAD_OUT
+# a lead-in verb ends at most 45 characters before the quote and is at most 35 long ("told reporters in ...")
+VERB_REACH = 80
 BEFORE_PRONOUN = (
     r"(?i:(?-u:\b)(?:he|she|the\s+(?:[a-z-]+\s+){0,2}" + ROLE + r")\s+(?:also\s+)?(?:" + VERBS + r"))" + LEAD_OUT
 )
@@ -62,12 +64,18 @@ def extract_quotes(articles: pl.DataFrame, sentences: pl.DataFrame, people: pl.D
         .str.slice(pl.max_horizontal(pl.col("char_start") - 150, 0), pl.min_horizontal(pl.col("char_start"), 150))
         .str.extract(r"([^.!?\n]*)$"),
     )
+    # the costly lead-in regexes only where their verb occurs near the end of the lead-in
+    tail = pl.col("before").str.slice(-VERB_REACH)
+    before_verb = pl.when(tail.str.contains(r"(?:" + VERBS + r"|saying)")).then(pl.col("before"))
+    before_verb_any_case = pl.when(tail.str.contains(r"(?i:" + VERBS + r")")).then(pl.col("before"))
     named = pl.coalesce(
         pl.col("after").str.extract(AFTER_NAME_VERB),
         pl.col("after").str.extract(AFTER_VERB_NAME),
-        pl.col("before").str.extract(BEFORE_NAME),
+        before_verb.str.extract(BEFORE_NAME),
     )
-    anaphoric = pl.col("after").str.contains(AFTER_PRONOUN) | pl.col("before").str.contains(BEFORE_PRONOUN)
+    anaphoric = pl.col("after").str.contains(AFTER_PRONOUN) | before_verb_any_case.str.contains(
+        BEFORE_PRONOUN
+    ).fill_null(False)
     segments = segments.with_columns(named=named, anaphoric=anaphoric).with_columns(
         named=pl.when(pl.col("named").str.contains(r"^(?:He|She|It|They|We|I|The|This)(?-u:\b)"))
         .then(None)

@@ -28,6 +28,7 @@ def split_sentences(articles: pl.DataFrame) -> pl.DataFrame:
     """
     bodies = articles.select("article_id", pl.col("body").fill_null("")).with_row_index("arow")
     body = pl.col("body")
+    non_empty_lines = body.str.count_matches(r"\n[^\n]") + body.str.contains(r"^[^\n]").cast(pl.UInt32)
     chunks = (
         bodies.select(
             "article_id",
@@ -35,8 +36,8 @@ def split_sentences(articles: pl.DataFrame) -> pl.DataFrame:
             pl.col("body").str.extract_all(CHUNK_RE).alias("chunk"),
             # hard-wrapped text (newswire: short lines, at least half ending mid-sentence) continues sentences
             # across single newlines
-            wrapped=(body.str.count_matches(r"[^\n]{100,}") == 0)
-            & (2 * body.str.count_matches(r"[\p{L}\d,;-][ \t]*\n") >= body.str.count_matches(r"[^\n]+")),
+            wrapped=~body.str.contains(r"[^\n]{100}")
+            & (2 * body.str.count_matches(r"[\p{L}\d,;-][ \t]*\n") >= non_empty_lines),
         )
         .with_columns(
             start=pl.col("chunk").list.eval(pl.element().str.len_chars().cum_sum() - pl.element().str.len_chars())
@@ -81,7 +82,7 @@ def split_sentences(articles: pl.DataFrame) -> pl.DataFrame:
     sentences = (
         chunks.filter(~continues | prev("text").is_null())
         .select("article_id", "arow", "start")
-        .join(bodies.select("arow", "body"), on="arow", maintain_order="left")  # late: exploding bodies is costly
+        .with_columns(body=pl.lit(bodies["body"]).gather(pl.col("arow")))  # late: exploding bodies is costly
         .with_columns(stop=pl.when(next_in_article).then(pl.col("start").shift(-1)).otherwise(body.str.len_chars()))
         .with_columns(raw=body.str.slice(pl.col("start"), pl.col("stop") - pl.col("start")))
         .with_columns(
