@@ -4,7 +4,8 @@
 
 For each size it generates the corpus once (bench/results/corpora/<size>/, git-ignored), then in a fresh child
 process (own Prefect home) runs the flow with a full refresh and reads the per-stage timings the flow logs
-(`newsetl_stage` records), sampling peak RSS (process and its children) per stage. In the same child it measures
+(`newsetl_stage` records), sampling peak RSS per stage (the flow process alone, and with its children such as the
+temporary Prefect server). In the same child it measures
 a FLOOR: polars reading the same JSONL plus one regex pass over all text. With --incremental it then adds 1% new
 articles and runs the flow again incrementally. Figures are printed and written to bench/results/<timestamp>.json.
 Totals are the sum of stage times: interpreter and Prefect start-up are excluded.
@@ -37,30 +38,35 @@ STAGE_RECORD = "newsetl_stage"
 
 
 class PeakRss:
-    """Samples the RSS of this process and its children in a thread; `take()` returns the peak since last take."""
+    """Samples, in a thread, the RSS of this process alone (`own`) and with its children (`peak`: the temporary
+    Prefect server among them); `take()` returns both peaks since the last take."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.process, self.interval, self.peak, self.overall = psutil.Process(), interval, 0, 0
+        self.process, self.interval = psutil.Process(), interval
+        self.peak = self.own = self.overall = self.overall_own = 0
         threading.Thread(target=self.run, daemon=True).start()
 
-    def rss(self) -> int:
-        """Resident memory of this process and its children, in bytes."""
-        total = self.process.memory_info().rss
+    def rss(self) -> tuple[int, int]:
+        """Resident memory of this process, and of it with its children, in bytes."""
+        own = total = self.process.memory_info().rss
         for child in self.process.children(recursive=True):
             with contextlib.suppress(psutil.Error):  # a child may exit while we look
                 total += child.memory_info().rss
-        return total
+        return own, total
 
     def run(self) -> None:
         """Sample until the process exits."""
         while True:
-            self.peak = max(self.peak, self.rss())
-            self.overall = max(self.overall, self.peak)
+            own, total = self.rss()
+            self.own, self.peak = max(self.own, own), max(self.peak, total)
+            self.overall_own, self.overall = max(self.overall_own, self.own), max(self.overall, self.peak)
             time.sleep(self.interval)
 
-    def take(self) -> int:
-        peak, self.peak = max(self.peak, self.rss()), 0
-        return peak
+    def take(self) -> tuple[int, int]:
+        own, total = self.rss()
+        peaks = max(self.own, own), max(self.peak, total)
+        self.own = self.peak = 0
+        return peaks
 
 
 class StageCollector(logging.Handler):
@@ -73,7 +79,8 @@ class StageCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         stage = getattr(record, STAGE_RECORD, None)
         if stage:
-            self.stages.append({**stage, "peak_rss_mb": self.sampler.take() / 2**20})
+            own, total = self.sampler.take()
+            self.stages.append({**stage, "peak_rss_mb": total / 2**20, "peak_rss_flow_mb": own / 2**20})
 
 
 def measure_floor(source: Path) -> float:
@@ -112,7 +119,7 @@ def child(args: argparse.Namespace) -> None:
             result["incremental"] = run_flow(args.source, args.warehouse, False, sampler)
         finally:
             (args.source / args.increment.name).unlink()
-    result["peak_rss_mb"] = sampler.overall / 2**20
+    result["peak_rss_mb"], result["peak_rss_flow_mb"] = sampler.overall / 2**20, sampler.overall_own / 2**20
     print("BENCH-RESULT " + json.dumps(result))
 
 
@@ -132,21 +139,23 @@ def prepare(size: int, label: str, incremental: bool, seed: int) -> tuple[Path, 
 def summarise(label: str, n: int, run: list[dict]) -> dict:
     """Per stage and total: seconds, articles/s, peak RSS."""
     stages = {s["stage"]: {"seconds": s["seconds"], "articles_per_s": n / s["seconds"] if s["seconds"] else None,
-                           "peak_rss_mb": s["peak_rss_mb"], "counts": s["counts"]} for s in run}
+                           "peak_rss_mb": s["peak_rss_mb"], "peak_rss_flow_mb": s["peak_rss_flow_mb"],
+                           "counts": s["counts"]} for s in run}
     total = sum(s["seconds"] for s in run)
     return {"size": label, "articles": n, "stages": stages, "total_seconds": total, "articles_per_s": n / total,
-            "peak_rss_mb": max(s["peak_rss_mb"] for s in run)}
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in run),
+            "peak_rss_flow_mb": max(s["peak_rss_flow_mb"] for s in run)}
 
 
 def print_table(name: str, summary: dict, floor: float | None) -> None:
-    """One run's figures as a text table."""
+    """One run's figures as a text table (peak RSS of the flow's process, and with its children)."""
     print(f"\n{name}: {summary['articles']:,} articles")
-    print(f"{'stage':<10} {'wall s':>9} {'articles/s':>12} {'peak RSS MB':>12}")
+    print(f"{'stage':<10} {'wall s':>9} {'articles/s':>12} {'RSS flow MB':>12} {'+children MB':>13}")
     for stage, s in summary["stages"].items():
         rate = f"{s['articles_per_s']:,.0f}" if s["articles_per_s"] else "-"
-        print(f"{stage:<10} {s['seconds']:>9.2f} {rate:>12} {s['peak_rss_mb']:>12,.0f}")
+        print(f"{stage:<10} {s['seconds']:>9.2f} {rate:>12} {s['peak_rss_flow_mb']:>12,.0f} {s['peak_rss_mb']:>13,.0f}")
     print(f"{'total':<10} {summary['total_seconds']:>9.2f} {summary['articles_per_s']:>12,.0f} "
-          f"{summary['peak_rss_mb']:>12,.0f}")
+          f"{summary['peak_rss_flow_mb']:>12,.0f} {summary['peak_rss_mb']:>13,.0f}")
     if floor:
         print(f"floor {floor:.2f} s; flow / floor = {summary['total_seconds'] / floor:.1f}x")
 
