@@ -121,8 +121,9 @@ def clean_task(raw: pl.DataFrame):
 @task(name="dedup", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
 def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None, index: dedup.DedupIndex | None,
                prior_stories: pl.DataFrame | None) -> tuple[dedup.Dedup, dedup.DedupIndex | None]:
-    """Mark copies and group articles into stories; also returns the prior articles' index if the warehouse
-    had none (written before the index was kept) and it was rebuilt from their texts."""
+    """Mark copies and group articles into stories; also returns the prior articles' index when it had to be
+    rebuilt from their texts (`index` None: a warehouse written before the index was kept, or one whose
+    articles were superseded by a changed file)."""
     rebuilt = None
     if index is None and prior_articles is not None and prior_articles.height:
         rebuilt = index = dedup.build_index(prior_articles)
@@ -244,9 +245,12 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         del cleaned  # the per-batch frames: dedup's memory peak comes next
         log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
         stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
-        prior_stories = prior.get("stories") if prior is stored else None  # stale once articles were superseded
-        deduped, rebuilt_index = dedup_task(articles, prior.get("articles"), assemble.prior_index(prior),
-                                            prior_stories)
+        # Once articles were superseded the stories and the dedup index (its feature counts) are stale: both are
+        # rebuilt from the remaining prior articles.
+        none_superseded = prior is stored
+        prior_stories = prior.get("stories") if none_superseded else None
+        prior_index = assemble.prior_index(prior) if none_superseded else None
+        deduped, rebuilt_index = dedup_task(articles, prior.get("articles"), prior_index, prior_stories)
         articles, stories = deduped.articles, deduped.stories
         log_stage("dedup", stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
         cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
@@ -267,7 +271,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         expected = validate.expected_article_count(prior.get("articles"), ingest_log)
         # Prior rows lead the stacked tables and were validated when loaded (none are if some were superseded).
         loaded = {name: prior[name].height for name in (*assemble.PER_ARTICLE_TABLES, "ingest_log")
-                  if prior.get(name) is not None} if prior is stored else None
+                  if prior.get(name) is not None} if none_superseded else None
         validated = validate_task(tables, run_id, expected, loaded)
         data_docs = data_docs_task(validated.gx_results, warehouse_dir)
         failed = int((~validated.dq_results["success"]).sum())

@@ -61,7 +61,7 @@ def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataF
     if gone.is_empty():
         return prior
     return {name: frame.filter(~pl.col("article_id").is_in(gone.implode()))
-            if frame is not None and name in (*PER_ARTICLE_TABLES, INDEX_KEYS) else frame
+            if frame is not None and name in PER_ARTICLE_TABLES else frame
             for name, frame in prior.items()}
 
 

@@ -11,6 +11,7 @@ from flows.news_etl import news_etl
 from newsetl.cli import app
 from tasks import load
 from tasks.assemble import INDEX_DF, INDEX_KEYS
+from tasks.dedup import build_index
 from tests.conftest import SEEDS
 
 CONTRACT = {
@@ -124,6 +125,31 @@ def test_incremental_run_reads_only_the_new_file_and_it_joins_its_story(seeded, 
     sputnik_story = before["articles"].filter(pl.col("source_id").str.starts_with("003"))["story_id"][0]
     assert added["story_id"][0] == sputnik_story
     assert set(before["stories"]["story_id"]) == set(after["stories"]["story_id"])
+
+
+def test_a_changed_file_replaces_its_articles_and_the_dedup_index_matches_a_rebuild(seeded, tmp_path):
+    root, _ = seeded
+    src, wh = tmp_path / "src", tmp_path / "wh"
+    shutil.copytree(root / "seeds", src)
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    before = snapshot(wh)
+    changed = src / "002_5b9274677ef01036.txt"
+    changed.write_text(changed.read_text() + "\nNATO foreign ministers will meet again in Brussels next month.\n")
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    after = snapshot(wh)
+    old_id = before["articles"].filter(pl.col("source_id") == changed.name)["article_id"][0]
+    new_row = after["articles"].filter(pl.col("source_id") == changed.name)
+    assert after["articles"].height == 5 and new_row.height == 1 and new_row["article_id"][0] != old_id
+    assert "next month" in new_row["body"][0]
+    for table in ("boilerplate", "event_mentions", "quotes"):
+        assert old_id not in after[table]["article_id"].to_list(), table
+    held = after["articles"].group_by("story_id").len()
+    stories = after["stories"].join(held, on="story_id", how="full")
+    assert stories.height == held.height and (stories["n_articles"] == stories["len"]).all()
+    rebuilt = build_index(after["articles"])
+    kept = load.read_table(wh, INDEX_DF)
+    assert kept.sort("key").equals(rebuilt.df.sort("key"))  # the superseded article's features are not counted
+    assert sorted(load.read_table(wh, INDEX_KEYS)["article_id"]) == sorted(after["articles"]["article_id"])
 
 
 def test_cli_tables_and_query(seeded):
