@@ -269,9 +269,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                "quarantine": pl.DataFrame(schema=validate.QUARANTINE_SCHEMA)}
         tables = assemble.assemble_tables(prior, new)
         expected = validate.expected_article_count(prior.get("articles"), ingest_log)
-        # Prior rows lead the stacked tables and were validated when loaded (none are if some were superseded).
-        loaded = {name: prior[name].height for name in (*assemble.PER_ARTICLE_TABLES, "ingest_log")
-                  if prior.get(name) is not None} if none_superseded else None
+        # Prior rows were validated when loaded (all are checked again once some were superseded).
+        loaded = assemble.loaded_rows(prior) if none_superseded else None
         validated = validate_task(tables, run_id, expected, loaded)
         data_docs = data_docs_task(validated.gx_results, warehouse_dir)
         failed = int((~validated.dq_results["success"]).sum())

@@ -15,7 +15,7 @@ from tasks.phrases import (
     add_phrase_keys,
     match_phrases,
     phrase_index,
-    token_rows,
+    sentence_rows,
     with_tokens_at,
 )
 
@@ -170,7 +170,7 @@ def match_actors(tokens: pl.DataFrame) -> pl.DataFrame:
 
 def name_runs(tokens: pl.DataFrame, actor_hits: pl.DataFrame) -> pl.DataFrame:
     """Runs of capitalised non-gazetteer, non-role tokens that may be person names: sid, start, end, name."""
-    first = token_rows(tokens, actor_hits["sid"], actor_hits["start"])
+    first = sentence_rows(tokens, actor_hits["sid"]) + actor_hits["start"].cast(pl.Int64)
     covered = pl.select(pl.int_ranges(first, first + actor_hits["end"] - actor_hits["start"])).to_series().explode()
     gaz = pl.repeat(False, len(tokens), dtype=pl.Boolean, eager=True).scatter(covered.drop_nulls(), True)
     # string tests only on capitalised tokens and particles, with their row numbers to find runs
@@ -252,8 +252,8 @@ def find_people(
         runs.select("sid", "start", "end")
         .join(gaz, on="sid")
         .filter(
-            ((pl.col("g_end") <= pl.col("start")) & (pl.col("g_end") >= pl.col("start") - 6))
-            | ((pl.col("g_start") >= pl.col("end")) & (pl.col("g_start") <= pl.col("end") + 7))
+            ((pl.col("g_end") <= pl.col("start")) & (pl.col("g_end") >= pl.col("start") - (LINK_GAP - 1)))
+            | ((pl.col("g_start") >= pl.col("end")) & (pl.col("g_start") <= pl.col("end") + LINK_GAP))
         )
         .with_columns(
             lo=pl.when(pl.col("g_end") <= pl.col("start")).then(pl.col("g_end")).otherwise(pl.col("end")),

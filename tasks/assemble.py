@@ -65,6 +65,12 @@ def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataF
             for name, frame in prior.items()}
 
 
+def loaded_rows(prior: dict[str, pl.DataFrame | None]) -> dict[str, int]:
+    """Per per-article table and the ingest log, how many rows earlier runs loaded (and so validated): they lead
+    the stacked tables of this run."""
+    return {name: prior[name].height for name in (*PER_ARTICLE_TABLES, "ingest_log") if prior.get(name) is not None}
+
+
 def prior_index(prior: dict[str, pl.DataFrame | None]) -> DedupIndex | None:
     """The dedup index the warehouse keeps, if it has one."""
     keys, df = prior.get(INDEX_KEYS), prior.get(INDEX_DF)

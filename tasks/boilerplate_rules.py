@@ -44,6 +44,11 @@ BYLINE_WITH_DATE_MAX_WORDS = 25
 ICON_FONT_MIN_SHARE = 0.25
 
 
+def normalized_key_expr(text: pl.Expr) -> pl.Expr:
+    """Lowercase, punctuation-insensitive, whitespace-collapsed form used for comparisons and hashing."""
+    return text.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars()
+
+
 def is_ascii_expr(text: pl.Expr) -> pl.Expr:
     """The text is pure ASCII (as many bytes as characters)."""
     return text.str.len_bytes() == text.str.len_chars()
@@ -81,7 +86,7 @@ def line_features(lines: pl.DataFrame) -> pl.DataFrame:
     """From block text `t`, add the shape features, comparison `key`, numbers and `score`."""
     t = pl.col("t")
     lines = lines.with_columns(
-        t.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars().alias("key")
+        normalized_key_expr(t).alias("key")
     )
     lines = shape_features(lines, key_word_count_expr()).with_columns(
         t.str.contains(r"\p{Ll}").alias("has_lower"),

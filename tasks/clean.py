@@ -29,13 +29,14 @@ import polars as pl
 from tasks.boilerplate_rules import (
     FULL_DATE_RE,
     HARD_TAIL_RULES,
-    KEY_SEPARATOR_RE,
     PAGE_FURNITURE_RULES,
     SENTENCE_END_RE,
     SHORT_SENTENCE_SCORE,
     SOFT_TAIL_RULES,
+    is_ascii_expr,
     line_features,
     non_text_score_expr,
+    normalized_key_expr,
     pattern_rule_expr,
     shape_features,
 )
@@ -121,7 +122,7 @@ def fix_mojibake(texts: pl.Series) -> pl.Series:
 def normalize_expr(text: pl.Expr) -> pl.Expr:
     """Vectorised unicode normalisation of line breaks, spaces, quotes and dashes (no ftfy), run only on the texts
     with a character to replace: a control character or anything outside ASCII (fewer bytes than characters)."""
-    to_normalize = text.str.contains(r"[\r\t\f\v]") | (text.str.len_bytes() != text.str.len_chars())
+    to_normalize = text.str.contains(r"[\r\t\f\v]") | ~is_ascii_expr(text)
     normalized = (
         pl.when(to_normalize)
         .then(text)
@@ -145,11 +146,6 @@ def normalize_text(texts: pl.Series) -> pl.Series:
 def repair_glue_expr(text: pl.Expr) -> pl.Expr:
     """Insert the missing space in 'Ukraine.Sikorski' / 'journalists."We' without touching U.S., 3.5 or domains."""
     return text.str.replace_all(GLUE_RE, "${1}${2} ${3}${4}")
-
-
-def normalized_key_expr(text: pl.Expr) -> pl.Expr:
-    """Lowercase, punctuation-insensitive, whitespace-collapsed form used for comparisons and hashing."""
-    return text.str.to_lowercase().str.replace_all(KEY_SEPARATOR_RE, " ").str.strip_chars()
 
 
 def outlet_from_domain_expr(url: pl.Expr) -> pl.Expr:

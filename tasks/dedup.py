@@ -122,12 +122,13 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
                    index: DedupIndex | None = None, prior_stories: pl.DataFrame | None = None) -> Dedup:
     """Add `story_id`, `duplicate_of`, `duplicate_kind` and evidence to new articles.
 
-    `index` must describe `prior`; without one (a warehouse written before the index was kept) it is rebuilt
-    from the prior texts. With `prior_stories` (the stories table of `prior`) only the stories that gain
-    articles are recomputed.
+    `index` must describe `prior` (`build_index(prior)` derives one from the texts). With `prior_stories` (the
+    stories table of `prior`) only the stories that gain articles are recomputed.
     """
     if index is None:
-        index = build_index(prior) if prior is not None and prior.height else DedupIndex.empty()
+        if prior is not None and prior.height:
+            raise ValueError("prior articles need their index: pass index=build_index(prior)")
+        index = DedupIndex.empty()
     pool, texts = _article_pool(articles, prior)
     pool, bands = _mark_copies(pool, texts, index.keys)
     pool, blocks, df = _assign_story_ids(pool, texts, index)
@@ -412,8 +413,10 @@ def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex
         pool.filter(~pl.col("is_new")).sort("pos").group_by("root").agg(group_story=pl.col("story_id").first())
     )
     pool = pool.join(group_story, on="root", how="left", maintain_order="left")
-    to_cluster = pl.col("is_new") & (pl.col("pos") == pl.col("root")) & pl.col("group_story").is_null()
-    labels, blocks, df = _cluster_docs(pool, texts, pool.filter(to_cluster), index)
+    # every new first copy enters the index (as `build_index` would count it); those not already in a story
+    # are clustered
+    roots = pool.filter(pl.col("is_new") & (pl.col("pos") == pl.col("root")))
+    labels, blocks, df = _cluster_docs(pool, texts, roots, roots["group_story"].is_null(), index)
     pool = pool.join(labels, on="pos", how="left", maintain_order="left")
     root_story = pool.select(root="pos", root_story=pl.coalesce("cluster_story", "group_story"))
     pool = pool.join(root_story, on="root", how="left", maintain_order="left")
@@ -431,16 +434,19 @@ def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex
     return pool, blocks, df
 
 
-def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, new: pl.DataFrame, index: DedupIndex
-                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Story per new doc (pos, cluster_story, cluster_score, cluster_evidence), the new docs' blocking keys,
-    and the feature frequencies including them."""
+def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, roots: pl.DataFrame, to_cluster: pl.Series,
+                  index: DedupIndex) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Story per new doc of `roots` where `to_cluster` (pos, cluster_story, cluster_score, cluster_evidence), the
+    blocking keys of all `roots`, and the feature frequencies including them."""
     empty = {"pos": pl.Int64, "cluster_story": pl.String, "cluster_score": pl.Float64, "cluster_evidence": pl.String}
-    x_new, vocab, df, n_docs = _new_vectors(texts, new, index)
-    new_blocks = _blocking_keys(x_new, df, n_docs).join(
-        new.select("pos").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
+    x_roots, vocab, df, n_docs = _new_vectors(texts, roots, index)
+    root_blocks = _blocking_keys(x_roots, df, n_docs).join(
+        roots.select("pos").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
     ).drop("doc")
-    blocks = new_blocks.join(new.select("pos", "article_id"), on="pos").drop("pos")
+    blocks = root_blocks.join(roots.select("pos", "article_id"), on="pos").drop("pos")
+    new = roots.filter(to_cluster)
+    x_new = x_roots[np.flatnonzero(to_cluster.to_numpy())]
+    new_blocks = root_blocks.join(new.select("pos"), on="pos", how="semi", maintain_order="left")
     if not new.height:
         return pl.DataFrame(schema=empty), blocks, df
     prior_blocks = index.keys.filter(pl.col("block").is_not_null()).select("article_id", "block", "block_w").join(

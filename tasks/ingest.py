@@ -6,13 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
 from pathlib import Path
 
 import orjson
 import polars as pl
 
-from tasks.ids import ID_SEP, stable_id
+from tasks.ids import stable_id, stable_id_expr
 
 ARTICLE_SUFFIXES = {".txt": "txt", ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
 TEXT_FIELDS = ("text", "body", "html")
@@ -84,8 +83,8 @@ class IngestResult:
         ids = rows["article_id"]
         repeated = ~ids.is_first_distinct() | ids.is_in(list(self.seen.keys() & set(ids.to_list())))
         kept = rows.filter(~repeated)
-        lines = zip(repeat(source_file), kept["source_line"].to_list())
-        self.seen.update(zip(kept["article_id"].to_list(), lines, strict=False))  # `lines` has as many
+        self.seen.update({article_id: (source_file, line) for article_id, line in kept.select(
+            "article_id", "source_line").iter_rows()})
         repeats = [(line, self.claim(article_id, source_file, line))
                    for article_id, line in rows.filter(repeated).select("article_id", "source_line").iter_rows()]
         self.flush()
@@ -199,12 +198,6 @@ def jsonl_article(source_file: str, line_no: int, line: str, ingested_at: dateti
     return article_row(source_file, source_id, line_no, fmt, record[field_name], jsonl_meta(record), ingested_at)
 
 
-def article_ids(source_ids: list[str], texts: list[str]) -> list[str]:
-    """`stable_id(source_id, text)` of many articles at once."""
-    return [hashlib.sha256(f"{source_id}{ID_SEP}{text}".encode()).hexdigest()[:16]
-            for source_id, text in zip(source_ids, texts, strict=True)]
-
-
 def json_objects(lines: list[str]) -> tuple[list[int], list[dict]]:
     """Line numbers and records of the lines that orjson reads as JSON objects."""
     numbers, records = [], []
@@ -244,7 +237,7 @@ def plain_jsonl_articles(source_file: str, lines: list[str], ingested_at: dateti
         **{f"meta_{k}": pl.when(pl.col(k) != "").then(k) for k in META_FIELDS},
     ).filter(pl.col("raw_text").is_not_null())
     return found.with_columns(
-        article_id=pl.Series(article_ids(found["source_id"].to_list(), found["raw_text"].to_list()), dtype=pl.String),
+        article_id=stable_id_expr("source_id", "raw_text"),
         source_file=pl.lit(source_file),
         format=pl.lit("jsonl"),
         ingested_at=pl.lit(ingested_at, dtype=RAW_SCHEMA["ingested_at"]),

@@ -97,9 +97,10 @@ def longest_non_overlapping(matches: pl.DataFrame) -> pl.DataFrame:
     return ordered.filter(pl.col("sid") * POS_SCALE + pl.col("start") >= reach)
 
 
-def token_rows(tokens: pl.DataFrame, sids: pl.Series, positions: pl.Series) -> pl.Series:
-    """Row numbers in `tokens` (sorted by sid, ti; ti from 0) of the tokens at (sid, position)."""
-    return tokens["sid"].search_sorted(sids, side="left").cast(pl.Int64) + positions.cast(pl.Int64)
+def sentence_rows(tokens: pl.DataFrame, sids: pl.Series) -> pl.Series:
+    """Row numbers in `tokens` (sorted by sid, ti; ti from 0) of the first token of each sentence `sids`; add a
+    position to get the row of the token there."""
+    return tokens["sid"].search_sorted(sids, side="left").cast(pl.Int64)
 
 
 def with_token_values(
@@ -117,7 +118,7 @@ def with_tokens_at(frame: pl.DataFrame, tokens: pl.DataFrame, **columns: tuple[s
     """`with_token_values` for several positions in one pass: new_name=(position, token_column)."""
     if len(tokens) == 0 or len(frame) == 0:
         return frame.with_columns(**{name: pl.lit(None, tokens.schema[col]) for name, (_, col) in columns.items()})
-    first = pl.lit(tokens["sid"].search_sorted(frame["sid"], side="left").cast(pl.Int64))
+    first = pl.lit(sentence_rows(tokens, frame["sid"]))
     sids = pl.lit(tokens["sid"])
     values = {}
     for name, (position, col) in columns.items():

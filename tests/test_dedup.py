@@ -152,7 +152,7 @@ def test_date_window_splits_repeated_event() -> None:
 def test_incremental_attach_keeps_story_ids() -> None:
     rows = {r["article_id"]: r for r in seed_rows()}
     first, first_stories, _ = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
-    new, stories, _ = assign_stories(frame([rows["001"], rows["003"]]), prior=first)
+    new, stories, _ = assign_stories(frame([rows["001"], rows["003"]]), prior=first, index=build_index(first))
     assert set(first_stories["story_id"]) == set(stories["story_id"])
     story_of = dict(zip(first["article_id"], first["story_id"], strict=True))
     attached = dict(zip(new["article_id"], new["story_id"], strict=True))
@@ -167,7 +167,7 @@ def test_incremental_with_the_kept_index_matches_a_rebuilt_index() -> None:
     first, first_stories, index = assign_stories(frame([rows["000"], rows["002"], rows["004"]]))
     later = frame([rows["001"], rows["003"]])
     kept = assign_stories(later, prior=first, index=index, prior_stories=first_stories)
-    rebuilt = assign_stories(later, prior=first)
+    rebuilt = assign_stories(later, prior=first, index=build_index(first))
     assert kept.articles.equals(rebuilt.articles)
     assert kept.stories.equals(rebuilt.stories)
     keys = kept.index.keys
@@ -177,13 +177,25 @@ def test_incremental_with_the_kept_index_matches_a_rebuilt_index() -> None:
     assert kept.index.df.sort("key").equals(whole.df.sort("key"))
 
 
+def test_kept_index_counts_a_new_earlier_copy_of_a_prior_text_like_a_rebuilt_index() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    first, first_stories, index = assign_stories(frame([rows["000"], rows["002"]]))
+    earlier = article("099", rows["002"]["body"], "Earlier copy", "Wire", date(2024, 3, 1))
+    new = assign_stories(frame([earlier]), prior=first, index=index, prior_stories=first_stories)
+    assert new.articles["duplicate_of"].to_list() == [None]  # the earliest copy now: it leads the copy group
+    whole = build_index(pl.concat([first, new.articles], how="diagonal_relaxed"))
+    assert new.index.df.sort("key").equals(whole.df.sort("key"))
+    kept_blocks = pl.concat([index.keys, new.index.keys]).filter(pl.col("block").is_not_null())
+    assert kept_blocks.height == whole.keys.filter(pl.col("block").is_not_null()).height == 3
+
+
 def test_carried_stories_are_rebuilt_when_their_articles_were_quarantined() -> None:
     rows = {r["article_id"]: r for r in seed_rows()}
     first, first_stories, index = assign_stories(frame([rows["000"], rows["001"], rows["002"], rows["003"]]))
     canonical = first_stories.filter(pl.col("n_articles") == 2)["canonical_article_id"].to_list()
     kept = first.filter(pl.col("article_id") != canonical[0])  # validation quarantined one canonical article
     new, stories, _ = assign_stories(frame([rows["004"]]), prior=kept, index=index, prior_stories=first_stories)
-    _, rebuilt, _ = assign_stories(frame([rows["004"]]), prior=kept)
+    _, rebuilt, _ = assign_stories(frame([rows["004"]]), prior=kept, index=build_index(kept))
     assert stories.equals(rebuilt)
     assert set(stories["canonical_article_id"]) <= {*kept["article_id"], *new["article_id"]}
     assert sorted(stories["n_articles"]) == [1, 1, 2]
@@ -207,7 +219,7 @@ def test_incremental_new_story_and_copy_of_prior() -> None:
     rows = {r["article_id"]: r for r in seed_rows()}
     first, _, _ = assign_stories(frame([rows["000"], rows["002"]]))
     copy = article("300", rows["002"]["body"], "Copy", "Mirror", date(2024, 4, 8))
-    new, stories, _ = assign_stories(frame([rows["004"], copy]), prior=first)
+    new, stories, _ = assign_stories(frame([rows["004"], copy]), prior=first, index=build_index(first))
     got = {r["article_id"]: r for r in new.iter_rows(named=True)}
     assert got["300"]["duplicate_of"] == "002"
     assert got["300"]["story_id"] == first.filter(pl.col("article_id") == "002")["story_id"].item()
@@ -239,7 +251,7 @@ def test_incremental_near_copy_of_prior_copy_points_to_first_copy() -> None:
     first, _, _ = assign_stories(frame([rows["002"], rows["003"], near]))
     assert first.filter(pl.col("article_id") == "400")["duplicate_of"].item() == "003"
     again = article("500", near_body + " Updated.", "Later copy", "Mirror", date(2024, 4, 6))
-    new, stories, _ = assign_stories(frame([again]), prior=first)
+    new, stories, _ = assign_stories(frame([again]), prior=first, index=build_index(first))
     row = new.row(0, named=True)
     assert (row["duplicate_of"], row["duplicate_kind"]) == ("003", "near")
     assert row["story_id"] == first.filter(pl.col("article_id") == "003")["story_id"].item()

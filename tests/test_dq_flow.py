@@ -128,7 +128,7 @@ def test_all_boilerplate_article_is_quarantined_not_dropped(bad_run):
     assert len(emptied_story) == 1 and emptied_story[0] not in load.read_table(wh, "stories")["story_id"].to_list()
     held = load.read_table(wh, "articles").group_by("story_id").len()
     stories = load.read_table(wh, "stories").join(held, on="story_id", how="full")
-    assert stories.height == held.height and (stories["n_articles"] == stories["len"]).all()
+    assert stories.height == held.height and (stories["n_articles"] == stories["len"]).fill_null(False).all()
     dq = load.read_table(wh, "dq_results")
     failed = dq.filter(~pl.col("success"))
     assert ("articles", "body_has_text", "warning") in failed.select("table_name", "column", "severity").rows()

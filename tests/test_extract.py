@@ -391,3 +391,18 @@ def test_economic_nouns_and_company_names_are_not_events() -> None:
     )
     mentions, _ = extract_events(article_frame([{"body": body}]))
     assert mentions.is_empty()
+
+
+@pytest.mark.parametrize("phrases", ["actors", "places"])
+def test_phrase_matching_gives_the_same_matches_in_one_pass_and_per_length(seed_articles, monkeypatch, phrases):
+    import tasks.phrases
+    from tasks.actors import actor_phrases
+    from tasks.places import place_phrases
+
+    index = actor_phrases() if phrases == "actors" else place_phrases()
+    tokens = tokenize(split_sentences(seed_articles))
+    monkeypatch.setattr(tasks.phrases, "ONE_PASS_LOOKUPS", 10**12)
+    one_pass = tasks.phrases.match_phrases(tokens, index, "tok")
+    monkeypatch.setattr(tasks.phrases, "ONE_PASS_LOOKUPS", 0)
+    per_length = tasks.phrases.match_phrases(tokens, index, "tok")
+    assert one_pass.height > 10 and one_pass.sort("sid", "start").equals(per_length.sort("sid", "start"))

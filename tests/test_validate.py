@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from newsetl.settings import load_settings
+from tasks.assemble import loaded_rows
 from tasks.validate import suite_definitions, suite_signature, validate_tables
 
 CODES = ["NATO", "POL", "RUS", "UKR"]
@@ -113,10 +114,7 @@ def incremental(prior: dict[str, pl.DataFrame], **article) -> tuple[dict[str, pl
         name: pl.concat([frame, new[name]], how="vertical_relaxed") if name in new else frame
         for name, frame in prior.items()
     }
-    loaded = {
-        name: prior[name].height for name in ("articles", "boilerplate", "event_mentions", "quotes", "ingest_log")
-    }
-    return t, loaded
+    return t, loaded_rows(prior)
 
 
 def test_clean_tables_pass_every_check():
