@@ -41,6 +41,7 @@ from tasks.boilerplate_rules import (
     shape_features,
 )
 from tasks.ids import stable_id_expr
+from tasks.memory import detached
 
 DATA_DIR = Path(__file__).parent / "data"
 OUTLETS: dict[str, str] = {
@@ -599,13 +600,13 @@ def build_boilerplate(docs: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     header_spans = docs.filter(pl.col("header_len") > 0).select(
         "_doc",
         pl.lit("metadata_header").alias("rule"),
-        pl.col("header").alias("text"),
+        detached(pl.col("header")).alias("text"),
         pl.lit(0, dtype=pl.Int64).alias("char_start"),
         pl.col("header_len").alias("char_end"),
         pl.lit(-1, dtype=pl.Int64).alias("ln"),
     )
     line_spans = lines.filter(pl.col("rule").is_not_null()).select(
-        "_doc", "rule", pl.col("line").alias("text"), "char_start", "char_end", pl.col("ln").cast(pl.Int64)
+        "_doc", "rule", detached(pl.col("line")).alias("text"), "char_start", "char_end", pl.col("ln").cast(pl.Int64)
     )
     return (
         pl.concat([header_spans, line_spans], how="vertical_relaxed")

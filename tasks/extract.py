@@ -12,6 +12,7 @@ from tasks.actors import actor_mentions, name_key
 from tasks.dates import DATE_WORDS, resolve_dates
 from tasks.event_rules import assemble_events, match_cues
 from tasks.ids import stable_id_expr
+from tasks.memory import detached
 from tasks.places import match_places
 from tasks.quotes import extract_quotes
 from tasks.sentences import split_sentences, tokenize
@@ -81,7 +82,7 @@ def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.D
     )
     return (
         events.join(dated, on="sid")
-        .with_columns(event_id=event_id_expr())
+        .with_columns(event_id=event_id_expr(), sentence=detached(pl.col("sentence")))
         .select(list(MENTION_SCHEMA))
         .cast(MENTION_SCHEMA)
         .sort("article_id", "sentence_index")

@@ -442,3 +442,19 @@ def test_wire_copy_first_line_is_not_taken_for_a_headline(text):
     row, boilerplate = clean_one(text)
     assert row["title"] is None and boilerplate.is_empty()
     assert re.sub(r"\s+", " ", row["body"]) == re.sub(r"\s+", " ", text).strip()
+
+
+def buffer_bytes(column: pl.Series) -> int:
+    """Bytes of every buffer the column holds on to (a string view keeps its source's whole buffer)."""
+    return column.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()
+
+
+def test_boilerplate_spans_do_not_hold_the_article_text() -> None:
+    prose = "\n\n".join(f"Paragraph {i} of the report says the ministers met again to talk about the grain deal."
+                        for i in range(300))
+    docs = [{"raw_text": f"Photo: Reuters / staff {i}\n\n{prose}\n\nRead more: other stories {i}"} for i in range(20)]
+    articles, boilerplate = clean_articles(raw_frame(*docs))
+    assert articles["body"].str.contains("Paragraph 299").all()
+    assert boilerplate.height >= 40
+    spans = boilerplate["text"]
+    assert buffer_bytes(spans) < 4 * int(spans.str.len_bytes().sum()) + 4096

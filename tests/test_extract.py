@@ -406,3 +406,10 @@ def test_phrase_matching_gives_the_same_matches_in_one_pass_and_per_length(seed_
     monkeypatch.setattr(tasks.phrases, "ONE_PASS_LOOKUPS", 0)
     per_length = tasks.phrases.match_phrases(tokens, index, "tok")
     assert one_pass.height > 10 and one_pass.sort("sid", "start").equals(per_length.sort("sid", "start"))
+
+
+def test_mention_sentences_do_not_hold_the_article_bodies(mentions: pl.DataFrame, seed_articles: pl.DataFrame) -> None:
+    sentences = mentions["sentence"]
+    held = sentences.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()
+    assert held < 4 * int(sentences.str.len_bytes().sum()) + 4096
+    assert held < int(seed_articles["body"].str.len_bytes().sum())
