@@ -730,7 +730,48 @@ def _dense_average_link(size: int, a: np.ndarray, b: np.ndarray, sim: np.ndarray
     dist[a, b] = dist[b, a] = 1.0 - sim
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(np.clip(dist, 0.0, None), checks=False), method="average")
-    return fcluster(tree, t=1.0 - STORY_THRESHOLD, criterion="distance") - 1
+    return _cut_tree(tree, size, 1.0 - STORY_THRESHOLD)
+
+
+@numba.njit(cache=True, nogil=True)
+def _cut_tree(tree: np.ndarray, n: int, cutoff: float) -> np.ndarray:
+    """`fcluster(tree, cutoff, criterion="distance") - 1` without its per-call validation of the tree (the costly
+    part for the many small components): SciPy's walk from the root, numbering clusters in the same order."""
+    highest = np.zeros(n - 1)  # the highest merge inside each merged cluster
+    for k in range(n - 1):
+        highest[k] = tree[k, 2]
+        for child in (int(tree[k, 0]), int(tree[k, 1])):
+            if child >= n:
+                highest[k] = max(highest[k], highest[child - n])
+    label = np.zeros(n, np.int64)
+    visited = np.zeros(2 * n - 1, np.bool_)
+    path = np.empty(n, np.int64)
+    depth, path[0], n_cluster, leader = 0, 2 * n - 2, 0, -1
+    while depth >= 0:
+        node = path[depth] - n
+        left, right = int(tree[node, 0]), int(tree[node, 1])
+        if leader == -1 and highest[node] <= cutoff:
+            leader = node
+            n_cluster += 1
+        if left >= n and not visited[left]:
+            visited[left] = True
+            depth += 1
+            path[depth] = left
+            continue
+        if right >= n and not visited[right]:
+            visited[right] = True
+            depth += 1
+            path[depth] = right
+            continue
+        for leaf in (left, right):
+            if leaf < n:
+                if leader == -1:
+                    n_cluster += 1
+                label[leaf] = n_cluster - 1
+        if leader == node:
+            leader = -1
+        depth -= 1
+    return label
 
 
 def _contrast_split(x: sp.csr_matrix, label: np.ndarray) -> np.ndarray:

@@ -6,10 +6,13 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
 
-from tasks.dedup import assign_stories, build_index, refresh_stories
+from tasks.dedup import _cut_tree, assign_stories, build_index, refresh_stories
 from tasks.ids import stable_id
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -267,3 +270,18 @@ def test_story_title_falls_back_to_the_lead_sentence_when_no_article_has_one():
     _, stories, _ = assign_stories(frame(rows))
     titles = sorted(stories["title"])
     assert titles == ["Poland proposed an armed peacekeeping mission for Ukraine on Friday.", "Quake in Chile"]
+
+
+def test_tree_cut_numbers_clusters_like_scipy_fcluster() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        n = int(rng.integers(3, 30))
+        dist = rng.random((n, n))
+        if trial % 2:
+            dist = np.round(dist, 1)  # tied distances
+        dist = (dist + dist.T) / 2
+        np.fill_diagonal(dist, 0.0)
+        tree = linkage(squareform(dist, checks=False), method="average")
+        for cutoff in (0.2, 0.45, 0.5, 0.8):
+            expected = fcluster(tree, t=cutoff, criterion="distance") - 1
+            assert np.array_equal(_cut_tree(tree, n, cutoff), expected), (trial, cutoff)
