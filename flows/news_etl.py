@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from newsetl.settings import load_settings
+from newsetl.settings import Settings, load_settings
 from tasks import assemble, clean, dedup, extract, ingest, load, validate
 from tasks.actors import known_actor_codes
 
@@ -41,7 +41,6 @@ IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_f
 IO_TIMEOUT = 900  # seconds; a stuck stage fails the run instead of holding the writer lock forever
 STAGE_TIMEOUT = 3 * 3600
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-LOCAL_WORKERS = 2  # batches cleaned or extracted at once without Dask
 
 
 class StageLog:
@@ -206,16 +205,17 @@ def publish_summary(markdown: str) -> None:
     create_markdown_artifact(markdown, key="news-etl-summary", description="news_etl run summary")
 
 
-def task_runner(dask_address: str | None):
-    """Where mapped per-batch tasks run: two threads here, or a Dask scheduler ("local": a temporary cluster)."""
-    if not dask_address:
-        return ThreadPoolTaskRunner(max_workers=LOCAL_WORKERS)
+def task_runner(settings: Settings):
+    """Where mapped per-batch tasks run: `local_workers` threads here, or a Dask scheduler ("local": a temporary
+    cluster)."""
+    if not settings.dask_address:
+        return ThreadPoolTaskRunner(max_workers=settings.local_workers)
     from prefect_dask import DaskTaskRunner
 
-    return DaskTaskRunner() if dask_address == "local" else DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner() if settings.dask_address == "local" else DaskTaskRunner(address=settings.dask_address)
 
 
-@flow(name="news-etl", log_prints=True, task_runner=task_runner(load_settings().dask_address))
+@flow(name="news-etl", log_prints=True, task_runner=task_runner(load_settings()))
 def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "warehouse",
              full_refresh: bool = False) -> dict[str, int]:
     """Turn the articles under `source_dir` into the warehouse at `warehouse_dir`; returns row counts per table.

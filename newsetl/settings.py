@@ -22,6 +22,9 @@ class Settings:
     batch_size: int = 50_000  # at most this many articles per clean/extract task...
     batch_mb: float = 16.0  # ...and at most this many MB of their text, so a task's memory is bounded
     dask_address: str | None = None  # run per-batch tasks on this Dask scheduler ("local": a temporary cluster)
+    # batches cleaned or extracted at once without Dask: one more than the cores, so both stay busy while a batch
+    # is in a single-threaded step (measured on 2 cores: clean 8-15% and extract about 5% faster than 2 at once)
+    local_workers: int = field(default_factory=lambda: (os.cpu_count() or 1) + 1)
 
 
 def load_settings() -> Settings:
@@ -36,4 +39,5 @@ def load_settings() -> Settings:
         batch_size=int(env.get("NEWSETL_BATCH_SIZE", defaults.batch_size)),
         batch_mb=float(env.get("NEWSETL_BATCH_MB", defaults.batch_mb)),
         dask_address=env.get("NEWSETL_DASK_ADDRESS") or defaults.dask_address,
+        local_workers=int(env.get("NEWSETL_LOCAL_WORKERS", defaults.local_workers)),
     )
