@@ -285,8 +285,10 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
                 + "\n  ".join(validated.critical_failures))
         stories = validated.tables["stories"]
-        if validated.tables["articles"].height < tables["articles"].height:  # their stories lost quarantined articles
-            stories = dedup.refresh_stories(validated.tables["articles"], stories)
+        if validated.tables["articles"].height < tables["articles"].height:  # quarantined articles leave their
+            stories = dedup.refresh_stories(validated.tables["articles"], stories)  # stories and the dedup index
+            gone = tables["articles"].join(validated.tables["articles"], on="article_id", how="anti")
+            index = dedup.without_articles(index, gone)
         tables = {**validated.tables, "stories": stories,
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}

@@ -81,10 +81,10 @@ def index_tables(index: DedupIndex, rebuilt: DedupIndex | None, kept_articles: p
                  ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
     """(tables to rewrite, rows to append) for the dedup index after a run: the new articles' keys (those not
     quarantined) are appended, or written with the prior articles' keys when those had to be rebuilt."""
-    keys = index.keys.filter(pl.col("article_id").is_in(kept_articles["article_id"].implode()))
+    kept = pl.col("article_id").is_in(kept_articles["article_id"].implode())
     if rebuilt is not None:
-        return {INDEX_KEYS: stack(rebuilt.keys, keys), INDEX_DF: index.df}, {}
-    return {INDEX_DF: index.df}, {INDEX_KEYS: keys}
+        return {INDEX_KEYS: stack(rebuilt.keys, index.keys).filter(kept), INDEX_DF: index.df}, {}
+    return {INDEX_DF: index.df}, {INDEX_KEYS: index.keys.filter(kept)}
 
 
 def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFrame:

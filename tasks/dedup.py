@@ -170,6 +170,20 @@ def build_index(articles: pl.DataFrame) -> DedupIndex:
     return DedupIndex(keys, df.cast(DF_SCHEMA))
 
 
+def without_articles(index: DedupIndex, gone: pl.DataFrame) -> DedupIndex:
+    """`index` without the `gone` articles (quarantined after dedup): their keys, and the feature counts of those
+    that were clustered (not copies), so it equals an index rebuilt from the articles that remain."""
+    clustered = gone.filter(pl.col("duplicate_of").is_null())
+    counts, _ = story_features(clustered["body"], np.arange(clustered.height), clustered["title"])
+    df = (
+        index.df.join(doc_frequencies(counts).rename({"df": "gone"}), on="key", how="left", maintain_order="left")
+        .with_columns(df=pl.col("df") - pl.col("gone").fill_null(0))
+        .filter(pl.col("df") > 0)
+        .select(list(DF_SCHEMA))
+    )
+    return DedupIndex(index.keys.filter(~pl.col("article_id").is_in(gone["article_id"].implode())), df)
+
+
 def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFrame:
     """`stories` with the rows that no longer match `articles` (some were quarantined) rebuilt from them."""
     pool, texts = _article_pool(articles.head(0), articles)

@@ -13,6 +13,7 @@ import tasks.ingest
 from flows.news_etl import news_etl
 from newsetl.cli import app
 from tasks import load
+from tasks.assemble import INDEX_DF, INDEX_KEYS
 from tasks.validate import NO_TEXT_LEFT, DataQualityError
 from tests.conftest import BAD_INPUT, SEEDS
 
@@ -179,3 +180,25 @@ def test_failed_critical_check_leaves_the_last_good_snapshot(prefect_harness, tm
     docs = (wh / "data_docs" / "index.html").read_text()
     assert docs.count("validations/stories/") == 2  # the good run and the failed one
     assert "FAILED: critical data-quality checks failed" in latest_summary_artifact()
+
+
+FUTURE_ARTICLE = (  # its date is implausible, so validation quarantines it
+    "date 2999-03-01 https://example.com/future\nNATO and Poland discuss a peacekeeping mission\n\n"
+    "Warsaw proposed on Friday that NATO send an armed peacekeeping mission to Ukraine, officials in Brussels said. "
+    "Allies rejected the plan.\n"
+)
+
+
+def test_a_quarantined_article_leaves_the_dedup_index_as_a_rebuild_would(prefect_harness, tmp_path):
+    src, wh = tmp_path / "src", tmp_path / "wh"
+    shutil.copytree(SEEDS, src)
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    (src / "future.txt").write_text(FUTURE_ARTICLE)
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    quarantined = load.read_table(wh, "quarantine").filter(pl.col("table_name") == "articles")
+    assert [json.loads(row)["source_id"] for row in quarantined["row_json"]] == ["future.txt"]
+    articles = load.read_table(wh, "articles")
+    assert articles.height == 5
+    rebuilt = tasks.dedup.build_index(articles)
+    assert load.read_table(wh, INDEX_DF).sort("key").equals(rebuilt.df.sort("key"))  # its features are not counted
+    assert sorted(load.read_table(wh, INDEX_KEYS)["article_id"]) == sorted(articles["article_id"])
