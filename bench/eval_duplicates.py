@@ -18,12 +18,29 @@ from newsetl.settings import SHARED_CORPORA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tasks.dedup import NEAR_JACCARD, assign_stories  # noqa: E402
-from tasks.dedup_features import word_shingles  # noqa: E402
+from tasks.dedup_features import HASH_SEED, SHINGLE_WORDS  # noqa: E402
 from tasks.ids import stable_id_expr  # noqa: E402
 
 CORPUS = SHARED_CORPORA / "reuters21578.jsonl"
 SAMPLE = 3000
 SEED = 7
+
+
+def word_shingles(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The brute-force reference's hashed word 3-shingles as (doc index, shingle hash) arrays in document order
+    (repeats kept)."""
+    tokens = bodies.str.to_lowercase().str.extract_all(r"\w+")
+    doc = np.repeat(np.arange(len(bodies), dtype=np.int64), tokens.list.len().fill_null(0).to_numpy())
+    h = tokens.explode().drop_nulls().hash(seed=HASH_SEED).to_numpy()
+    if len(h) < SHINGLE_WORDS:
+        return np.empty(0, np.int64), np.empty(0, np.uint64)
+    end = len(h) - SHINGLE_WORDS + 1
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    sh = h[:end].copy()
+    for k in range(1, SHINGLE_WORDS):
+        sh = sh * mult + h[k : end + k]
+    same_doc = doc[:end] == doc[SHINGLE_WORDS - 1 :]
+    return doc[:end][same_doc], sh[same_doc]
 
 
 def load_articles(path: Path = CORPUS) -> pl.DataFrame:

@@ -528,7 +528,8 @@ def mark_titles(lines: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
     a negative score so it separates the story from menus and link lists.
     """
     lines = lines.join(
-        docs.select("_doc", normalized_key_expr(pl.col("title")).alias("title_key")), on="_doc", how="left"
+        docs.select("_doc", normalized_key_expr(pl.col("title")).alias("title_key")), on="_doc", how="left",
+        maintain_order="left",  # later steps need each document's lines together and in order
     )
     is_title = (pl.col("n_words") > 0) & (pl.col("key") == pl.col("title_key")) | (
         ~pl.col("texty")

@@ -172,7 +172,9 @@ def build_index(articles: pl.DataFrame) -> DedupIndex:
 
 def without_articles(index: DedupIndex, gone: pl.DataFrame) -> DedupIndex:
     """`index` without the `gone` articles (quarantined after dedup): their keys, and the feature counts of those
-    that were clustered (not copies), so it equals an index rebuilt from the articles that remain."""
+    that were clustered (not copies), so its `df` equals a rebuild's. Not handed on (a rebuild would): the band
+    keys of a gone text to a remaining exact copy of it, which is then found by later near copies only through
+    its story."""
     clustered = gone.filter(pl.col("duplicate_of").is_null())
     counts, _ = story_features(clustered["body"], np.arange(clustered.height), clustered["title"])
     df = (

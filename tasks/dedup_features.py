@@ -45,22 +45,6 @@ IDF_FLOOR = 0.5  # idf of a feature in every doc; < 1 keeps small batches from m
 LEAD_CHARS = 400
 
 
-def word_shingles(bodies: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed word 3-shingles as (doc index, shingle hash) arrays in document order (repeats kept)."""
-    tokens = bodies.str.to_lowercase().str.extract_all(r"\w+")
-    doc = np.repeat(np.arange(len(bodies), dtype=np.int64), tokens.list.len().fill_null(0).to_numpy())
-    h = tokens.explode().drop_nulls().hash(seed=HASH_SEED).to_numpy()
-    if len(h) < SHINGLE_WORDS:
-        return np.empty(0, np.int64), np.empty(0, np.uint64)
-    end = len(h) - SHINGLE_WORDS + 1
-    mult = np.uint64(0x9E3779B97F4A7C15)
-    sh = h[:end].copy()
-    for k in range(1, SHINGLE_WORDS):
-        sh = sh * mult + h[k : end + k]
-    same_doc = doc[:end] == doc[SHINGLE_WORDS - 1 :]
-    return doc[:end][same_doc], sh[same_doc]
-
-
 class ShingleSets(NamedTuple):
     """Shingle sets of texts in CSR layout: the sorted distinct shingle columns of text r are
     `indices[indptr[r]:indptr[r + 1]]` (30-bit shingle hashes, int32)."""

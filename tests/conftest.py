@@ -1,8 +1,10 @@
-"""Shared fixtures: paths to the seeds and fixtures, and a Prefect test harness for flow tests."""
+"""Shared fixtures and helpers: paths to the seeds and fixtures, a Prefect test harness for flow tests, and the
+buffer size of a column."""
 
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +21,8 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def buffer_bytes(column: pl.Series) -> int:
+    """Bytes of every buffer the column holds on to (a string view keeps its source's whole buffer)."""
+    return column.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()

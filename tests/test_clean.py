@@ -11,6 +11,7 @@ import pytest
 
 from tasks.clean import clean_articles, normalize_text
 from tasks.ingest import RAW_SCHEMA
+from tests.conftest import buffer_bytes
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -442,11 +443,6 @@ def test_wire_copy_first_line_is_not_taken_for_a_headline(text):
     row, boilerplate = clean_one(text)
     assert row["title"] is None and boilerplate.is_empty()
     assert re.sub(r"\s+", " ", row["body"]) == re.sub(r"\s+", " ", text).strip()
-
-
-def buffer_bytes(column: pl.Series) -> int:
-    """Bytes of every buffer the column holds on to (a string view keeps its source's whole buffer)."""
-    return column.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()
 
 
 def test_boilerplate_spans_do_not_hold_the_article_text() -> None:

@@ -14,6 +14,7 @@ from tasks.extract import aggregate_events, extract_events
 from tasks.ids import stable_id
 from tasks.sentences import split_sentences, tokenize
 from tasks.validate import PLOVER_TYPES
+from tests.conftest import buffer_bytes
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 SEED_META = {  # file prefix -> (published_date, story_id, outlet, junk lines to drop at the top)
@@ -410,6 +411,6 @@ def test_phrase_matching_gives_the_same_matches_in_one_pass_and_per_length(seed_
 
 def test_mention_sentences_do_not_hold_the_article_bodies(mentions: pl.DataFrame, seed_articles: pl.DataFrame) -> None:
     sentences = mentions["sentence"]
-    held = sentences.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()
+    held = buffer_bytes(sentences)
     assert held < 4 * int(sentences.str.len_bytes().sum()) + 4096
     assert held < int(seed_articles["body"].str.len_bytes().sum())
