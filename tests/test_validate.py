@@ -1,5 +1,6 @@
 """Validate: criticals fail the run, warnings quarantine rows (with dependents), every check is recorded."""
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -9,6 +10,7 @@ import polars as pl
 import pytest
 
 from newsetl.settings import load_settings
+from tasks import validate
 from tasks.assemble import loaded_rows
 from tasks.validate import suite_definitions, suite_signature, validate_tables
 
@@ -497,3 +499,18 @@ def test_implausible_published_date_is_quarantined(published):
     assert quarantine_reasons(result)[("articles", "a2")] == "published_date is before 1900 or in the future"
     check = next(c for c in result.gx_results["articles"].results if not c.success)
     assert check.to_json_dict()["result"]["unexpected_list"] == [f"{published.isoformat()}T00:00:00"]
+
+
+def test_results_are_the_same_without_reused_gx_configurations(monkeypatch):
+    t = tables()
+    t["articles"] = t["articles"].with_columns(  # a failing warning (residual boilerplate), run again in COMPLETE
+        body=pl.when(pl.col("article_id") == "a2").then(pl.lit(RESIDUAL)).otherwise(pl.col("body"))
+    )
+    t["events"] = t["events"].with_columns(event_type=pl.lit("PARADE"))  # and a failing critical
+    reused = run(t)
+    monkeypatch.setattr(validate, "reused_configurations", contextlib.nullcontext)
+    rebuilt = run(t)
+    assert reused.critical_failures and reused.quarantine.height
+    for table, result in reused.gx_results.items():
+        assert result.to_json_dict()["results"] == rebuilt.gx_results[table].to_json_dict()["results"]
+    assert reused.quarantine.equals(rebuilt.quarantine)
