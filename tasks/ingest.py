@@ -247,12 +247,18 @@ def plain_jsonl_articles(source_file: str, lines: list[str], ingested_at: dateti
     ).select(list(RAW_SCHEMA))
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL file, split at \\n, \\r\\n or \\r only. A JSON string may hold other line separators
+    raw (U+2028, U+2029, U+0085), where `str.splitlines` would cut the line in two; it may not hold \\r or \\n."""
+    return (text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text).split("\n")
+
+
 def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: IngestResult, log_base: dict) -> int:
     """Articles of a JSONL file, one per line; bad lines are logged one by one and the rest still load.
 
     Plain lines are read in bulk (`plain_jsonl_articles`); every other line goes through `jsonl_article`.
     """
-    lines = text.splitlines()
+    lines = jsonl_lines(text)
     plain = plain_jsonl_articles(source_file, lines, ingested_at)
     done = set(plain["source_line"].to_list())
     rows, rejected = [], []

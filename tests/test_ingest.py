@@ -148,7 +148,7 @@ def test_bulk_jsonl_path_gives_the_same_rows_and_log_as_the_per_line_path(tmp_pa
     (tmp_path / "a.jsonl").write_text(text, encoding="utf-8")
     (tmp_path / "b.jsonl").write_text(json.dumps(first) + '\n{"id": "b", "text": "B"}\n', encoding="utf-8")
     bulk = ingest.plain_jsonl_articles
-    assert bulk("a.jsonl", text.splitlines(), None).height == 7
+    assert bulk("a.jsonl", ingest.jsonl_lines(text), None).height == 8
 
     raw, log = ingest.ingest_sources([tmp_path], run_id="r1")
     monkeypatch.setattr(ingest, "plain_jsonl_articles", lambda source_file, _, at: bulk(source_file, [], at))
@@ -157,7 +157,18 @@ def test_bulk_jsonl_path_gives_the_same_rows_and_log_as_the_per_line_path(tmp_pa
     assert raw["ingested_at"].n_unique() == 1 and raw.schema == per_line_raw.schema
     assert_frame_equal(raw.drop("ingested_at"), per_line_raw.drop("ingested_at"))
     assert_frame_equal(log.drop("logged_at"), per_line_log.drop("logged_at"))
-    assert raw.height + log["source_line"].is_not_null().sum() == len(text.splitlines()) - 1 + 2
+    assert raw.height + log["source_line"].is_not_null().sum() == len(ingest.jsonl_lines(text)) - 1 + 2
     by_id = {r["source_id"]: r for r in raw.to_dicts()}
     assert by_id["7"]["meta_title"] == "True" and by_id["a.jsonl:2"]["raw_text"] == "no id, so the file name and line"
     assert by_id["a.jsonl:3"]["raw_text"] == "empty id and title" and by_id["a.jsonl:3"]["meta_title"] is None
+    assert by_id["sep"]["raw_text"] == "a\u2028b"
+
+
+def test_jsonl_lines_split_only_at_line_breaks_not_at_separators_inside_strings(tmp_path):
+    texts = ["First paragraph.\u2028Second paragraph.", "Caption\u0085and body\u2029end.", "Plain text."]
+    lines = [json.dumps({"id": f"a{n}", "text": t}, ensure_ascii=False) for n, t in enumerate(texts)]
+    (tmp_path / "a.jsonl").write_bytes("\r\n".join([lines[0], "{broken", lines[1], lines[2]]).encode() + b"\r\n")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw.sort("source_line").select("source_id", "source_line", "raw_text").rows() == [
+        ("a0", 1, texts[0]), ("a1", 3, texts[1]), ("a2", 4, texts[2])]
+    assert log.filter(pl.col("status") != "ok").select("source_line", "status").rows() == [(2, "quarantined")]
