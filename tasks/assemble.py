@@ -88,9 +88,14 @@ def index_tables(index: DedupIndex, rebuilt: DedupIndex | None, kept_articles: p
 
 
 def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFrame:
-    """Content hash of every file loaded so far, keyed by path: the incremental run's skip list."""
-    loaded = ingest_log.filter(
-        pl.col("source_line").is_null() & (pl.col("status") == "ok") & (pl.col("n_articles") > 0)
+    """Content hash of every file loaded so far, keyed by path: the incremental run's skip list. A file skipped
+    for its known content hash keeps its new size and modification time, so the next run need not hash it."""
+    known = (prior if prior is not None else pl.DataFrame(schema=MANIFEST_SCHEMA)).select(
+        "file_hash", loaded_by="run_id").unique("file_hash", keep="first", maintain_order=True)
+    loaded = ingest_log.filter(pl.col("source_line").is_null() & (pl.col("status") == "ok")).join(
+        known, on="file_hash", how="left", maintain_order="left"
+    ).filter((pl.col("n_articles") > 0) | pl.col("loaded_by").is_not_null()).with_columns(
+        run_id=pl.when(pl.col("n_articles") > 0).then("run_id").otherwise("loaded_by")  # the run that read it
     ).select(list(MANIFEST_SCHEMA))
     kept = prior.filter(~pl.col("source_file").is_in(loaded["source_file"].implode())) if prior is not None else None
     return stack(kept, loaded).sort("source_file")

@@ -172,3 +172,21 @@ def test_jsonl_lines_split_only_at_line_breaks_not_at_separators_inside_strings(
     assert raw.sort("source_line").select("source_id", "source_line", "raw_text").rows() == [
         ("a0", 1, texts[0]), ("a1", 3, texts[1]), ("a2", 4, texts[2])]
     assert log.filter(pl.col("status") != "ok").select("source_line", "status").rows() == [(2, "quarantined")]
+
+
+def test_a_touched_but_unchanged_file_is_hashed_once_then_skipped_by_its_time(tmp_path, monkeypatch):
+    from tasks.assemble import manifest
+
+    (tmp_path / "a.txt").write_text("Story a says the minister resigned on Monday after the vote.")
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    os.utime(tmp_path / "a.txt", ns=(10**18, 10**18))  # touched: a new modification time, the same content
+    read = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self, real=Path.read_bytes: read.append(self.name) or real(self))
+    after_first = manifest(None, first)
+    _, second = ingest_sources([tmp_path], run_id="r2", manifest=after_first)
+    assert read == ["a.txt"] and second["reason"].to_list() == ["unchanged since an earlier run; not re-read"]
+    after_second = manifest(after_first, second)
+    assert after_second["file_mtime_ns"].to_list() == [10**18] and after_second["run_id"].to_list() == ["r1"]
+    _, third = ingest_sources([tmp_path], run_id="r3", manifest=after_second)
+    assert read == ["a.txt"] and third["reason"].to_list() == [
+        "unchanged since an earlier run (same size and time); not read"]
