@@ -229,9 +229,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
     source_dirs = [source_dir] if isinstance(source_dir, str) else list(source_dir)
     run_id = flow_run.id or uuid.uuid4().hex
     settings = load_settings()
-    # `beside`: a thread of this process (not Dask: Data Docs write under the warehouse) rendering while loading.
-    with (load.writer_lock(warehouse_dir, settings.lock_wait_seconds, on_wait=logger.warning),
-          ThreadPoolTaskRunner(max_workers=1) as beside):
+    with load.writer_lock(warehouse_dir, settings.lock_wait_seconds, on_wait=logger.warning):
         log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
         prior = read_prior(warehouse_dir, full_refresh)
         log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
@@ -274,15 +272,14 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         # Prior rows were validated when loaded (all are checked again once some were superseded).
         loaded = assemble.loaded_rows(prior) if none_superseded else None
         validated = validate_task(tables, run_id, expected, loaded)
+        data_docs = data_docs_task(validated.gx_results, warehouse_dir)
         failed = int((~validated.dq_results["success"]).sum())
         log_stage("validate", checks_passed=validated.dq_results.height - failed, checks_failed=failed,
                   rows_quarantined=validated.quarantine.height)
-        docs = beside.submit(data_docs_task, {"gx_results": validated.gx_results, "warehouse_dir": warehouse_dir})
         stages = stage_counts(ingest_log, new, tables["events"], validated)
         index = deduped.index
         del new, deduped, articles, boilerplate, mentions, quotes  # validated.tables holds what loads
         if validated.critical_failures:
-            data_docs = docs.result()
             publish_summary(summary_markdown(stages, {}, validated, time.monotonic() - started, data_docs))
             raise validate.DataQualityError(
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
@@ -300,7 +297,6 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)
-        data_docs = docs.result()
     counts = {name: frame.height for name, frame in sorted(tables.items())}
     log_stage("load", tables=len(counts), rows=sum(counts.values()))
     publish_summary(summary_markdown(stages, counts, validated, time.monotonic() - started, data_docs))
