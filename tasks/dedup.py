@@ -42,6 +42,7 @@ from tasks.dedup_features import (
     jaccard_at_least,
     list_column,
     rowwise_dot,
+    shared_products,
     shingle_sets,
     story_features,
     tfidf_matrix,
@@ -983,20 +984,7 @@ def _top_shared(indptr: np.ndarray, keys: np.ndarray, weights: np.ndarray, a: np
     shared_key, shared_v = np.empty(longest, np.int64), np.empty(longest, np.float32)
     n_out = 0
     for p in range(len(a)):
-        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
-        n = 0
-        while i < i_end and j < j_end:
-            if keys[i] == keys[j]:
-                v = weights[i] * weights[j]
-                if v != 0:
-                    shared_key[n], shared_v[n] = keys[i], v
-                    n += 1
-                i += 1
-                j += 1
-            elif keys[i] < keys[j]:
-                i += 1
-            else:
-                j += 1
+        n = shared_products(indptr, keys, weights, a[p], b[p], shared_key, shared_v)
         for channel in (0, 1):
             for _ in range(EVIDENCE_TERMS):
                 best = -1

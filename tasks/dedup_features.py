@@ -185,21 +185,9 @@ def in_parallel(work: Callable[[int, int], None], n: int) -> None:
 
 @numba.njit(cache=True, nogil=True)
 def _merge_count(indptr: np.ndarray, indices: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """Sorted-merge count of common indices per row pair (a linear pass, no intermediate matrices)."""
+    """Common indices per row pair (a linear pass, no intermediate matrices)."""
     for p in range(len(a)):
-        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
-        n = 0
-        while i < i_end and j < j_end:
-            x, y = indices[i], indices[j]
-            if x == y:
-                n += 1
-                i += 1
-                j += 1
-            elif x < y:
-                i += 1
-            else:
-                j += 1
-        out[p] = n
+        out[p] = _common(indptr, indices, a[p], b[p], -1)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -207,13 +195,20 @@ def jaccard_reaches(indptr: np.ndarray, indices: np.ndarray, a: int, b: int, thr
     """Whether rows a and b of a set CSR have a Jaccard (computed as `intersection / max(union, 1.0)`) of at
     least `threshold`: a sorted merge that stops once the count reaches the least intersection needed or the
     rows left can no longer make it up."""
-    i, i_end, j, j_end = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
-    total = (i_end - i) + (j_end - j)
+    total = (indptr[a + 1] - indptr[a]) + (indptr[b + 1] - indptr[b])
     need = max(int(threshold * total / (1.0 + threshold)) - 2, 0)
     while need <= total and need / max(total - need, 1.0) < threshold:
         need += 1
+    return _common(indptr, indices, a, b, need) >= need
+
+
+@numba.njit(cache=True, nogil=True)
+def _common(indptr: np.ndarray, indices: np.ndarray, a: int, b: int, need: int) -> int:
+    """Sorted-merge count of the indices rows a and b share; with `need` >= 0 it stops once the count reaches
+    `need` or the rows left can no longer make it up (the count then says only whether it was reached)."""
+    i, i_end, j, j_end = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
     n = 0
-    while n < need and n + min(i_end - i, j_end - j) >= need:
+    while i < i_end and j < j_end and (need < 0 or (n < need and n + min(i_end - i, j_end - j) >= need)):
         x, y = indices[i], indices[j]
         if x == y:
             n += 1
@@ -223,7 +218,7 @@ def jaccard_reaches(indptr: np.ndarray, indices: np.ndarray, a: int, b: int, thr
             i += 1
         else:
             j += 1
-    return n >= need
+    return n
 
 
 def rowwise_dot(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -241,24 +236,33 @@ def _merge_dot(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.
                longest: int, out: np.ndarray) -> None:
     """Sorted-merge dot product per row pair: the nonzero products in column order, summed like numpy's
     add.reduceat (first product, plus the pairwise sum of the rest)."""
-    products = np.empty(longest, np.float32)
+    columns, products = np.empty(longest, np.int64), np.empty(longest, np.float32)
     for p in range(len(a)):
-        i, i_end, j, j_end = indptr[a[p]], indptr[a[p] + 1], indptr[b[p]], indptr[b[p] + 1]
-        n = 0
-        while i < i_end and j < j_end:
-            x, y = indices[i], indices[j]
-            if x == y:
-                v = data[i] * data[j]
-                if v != 0:
-                    products[n] = v
-                    n += 1
-                i += 1
-                j += 1
-            elif x < y:
-                i += 1
-            else:
-                j += 1
+        n = shared_products(indptr, indices, data, a[p], b[p], columns, products)
         out[p] = 0.0 if n == 0 else products[0] + _pairwise_sum(products, 1, n - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def shared_products(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: int, b: int,
+                    columns: np.ndarray, products: np.ndarray) -> int:
+    """The columns rows a and b of a CSR (sorted columns) share with a nonzero product, in column order, written
+    with those products into `columns` and `products`; returns how many."""
+    i, i_end, j, j_end = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
+    n = 0
+    while i < i_end and j < j_end:
+        x, y = indices[i], indices[j]
+        if x == y:
+            v = data[i] * data[j]
+            if v != 0:
+                columns[n], products[n] = x, v
+                n += 1
+            i += 1
+            j += 1
+        elif x < y:
+            i += 1
+        else:
+            j += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True)
