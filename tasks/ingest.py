@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import gc
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ TEXT_FIELDS = ("text", "body", "html")
 META_FIELDS = ("title", "url", "outlet", "published")
 JSONL_FIELDS = ("id", *META_FIELDS, *TEXT_FIELDS)
 NON_BLANK = r"[^\s\x1c-\x1f]"  # a character that Python's str.strip() keeps (it also strips \x1c-\x1f)
-MAX_ARTICLE_BYTES = 10_000_000
+MAX_ARTICLE_BYTES = 10_000_000  # per text or HTML file, and per JSONL line
 BINARY_SNIFF_BYTES = 8192
+CP1252_FALLBACK = "newsetl-cp1252"  # codec error handler: bytes that are not UTF-8 are read as cp1252
 FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a polars frame
 
 RAW_SCHEMA = {
@@ -124,18 +127,32 @@ def discover_files(source_dirs: list[str | Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def decode_text(data: bytes) -> tuple[str, str | None]:
-    """Decode bytes as UTF-8; legacy or broken encodings are decoded anyway and noted in the reason."""
-    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+def cp1252_bytes(err: UnicodeError) -> tuple[str, int]:
+    """Error handler for decoding: the bytes UTF-8 could not decode, read as cp1252 (U+FFFD for the five bytes
+    cp1252 leaves undefined). Legacy text decodes whole; in UTF-8 text, one stray byte does not garble the rest."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    return err.object[err.start : err.end].decode("cp1252", errors="replace"), err.end
+
+
+codecs.register_error(CP1252_FALLBACK, cp1252_bytes)
+
+
+def decode_text(data: bytes, sniff_binary: bool = True) -> tuple[str, str | None]:
+    """Decode bytes as UTF-8 (a byte-order mark dropped); bytes that are not UTF-8 are read as cp1252, as noted in
+    the reason. With `sniff_binary`, NUL bytes near the start reject the file as binary."""
+    if sniff_binary and b"\x00" in data[:BINARY_SNIFF_BYTES]:
         raise RejectedInput("binary file (NUL bytes), not text")
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as err:
-        where = f"invalid UTF-8 at byte {err.start}"
-    try:
-        return data.decode("cp1252"), f"{where}; decoded as cp1252"
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), f"{where}; undecodable bytes replaced with U+FFFD"
+        where = f"invalid UTF-8 at byte {err.start + len(codecs.BOM_UTF8) * data.startswith(codecs.BOM_UTF8)}"
+    return data.decode("utf-8-sig", errors=CP1252_FALLBACK), f"{where}; bytes that are not UTF-8 decoded as cp1252"
+
+
+def printable_path(path: Path) -> str:
+    """A path as text; bytes of a file name that are not UTF-8 are shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def article_row(source_file: str, source_id: str, source_line: int | None, fmt: str, text: str,
@@ -164,7 +181,11 @@ def html_to_text(html: str, meta: dict) -> tuple[str, dict]:
     """Main text and metadata of an HTML page via trafilatura; given metadata wins over the page's own."""
     import trafilatura
 
-    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, favor_recall=True)
+    if "html" not in html[:50].lower():  # trafilatura drops such input when it is a fragment (one top element)
+        html = f"<html><body>{html}</body></html>"
+    # Dates come from the page's metadata only: its extensive search takes copyright years and dates in the text.
+    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, favor_recall=True,
+                                      date_extraction_params={"extensive_search": False})
     if doc is None or not (doc.text or "").strip():
         return "", meta
     found = {"title": doc.title, "url": doc.url, "outlet": doc.sitename, "published": doc.date}
@@ -177,15 +198,31 @@ def jsonl_meta(record: dict) -> dict:
 
 
 def parse_json_line(line: str):
-    """One JSON value: orjson for speed; the standard parser (more lenient, clearer errors) when orjson refuses."""
+    """One JSON value: orjson for speed; the standard parser (more lenient, clearer errors) when orjson refuses.
+    An object's strings lose unpaired surrogates, which JSON escapes can hold but text cannot."""
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(line)
+        value = json.loads(line)
     except json.JSONDecodeError as err:
-        raise RejectedInput(f"invalid JSON: {err.msg} at column {err.colno}") from None
+        raise RejectedInput(f"invalid JSON: {err.msg} (column {err.colno})") from None
+    except (ValueError, RecursionError) as err:  # an integer past Python's digit limit, nesting past its stack
+        raise RejectedInput(f"unreadable JSON: {err}") from None
+    return {k: without_lone_surrogates(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def without_lone_surrogates(value):
+    """A string with each unpaired UTF-16 surrogate replaced by U+FFFD; any other value as it is."""
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def too_large(line: str) -> bool:
+    """Whether a JSONL line holds more than MAX_ARTICLE_BYTES of UTF-8."""
+    return len(line) > MAX_ARTICLE_BYTES // 4 and len(line.encode("utf-8", "surrogatepass")) > MAX_ARTICLE_BYTES
 
 
 def jsonl_article(source_file: str, line_no: int, line: str, ingested_at: datetime) -> dict:
@@ -205,6 +242,8 @@ def json_objects(lines: list[str]) -> tuple[list[int], list[dict]]:
     """Line numbers and records of the lines that orjson reads as JSON objects."""
     numbers, records = [], []
     for line_no, line in enumerate(lines, start=1):
+        if too_large(line):
+            continue
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -248,9 +287,10 @@ def plain_jsonl_articles(source_file: str, lines: list[str], ingested_at: dateti
 
 
 def jsonl_lines(text: str) -> list[str]:
-    """The lines of a JSONL file, split at \\n, \\r\\n or \\r only. A JSON string may hold other line separators
-    raw (U+2028, U+2029, U+0085), where `str.splitlines` would cut the line in two; it may not hold \\r or \\n."""
-    return (text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text).split("\n")
+    """The lines of a JSONL file, split at \\n only: a JSON string may hold other line separators (U+2028, U+2029,
+    U+0085) raw, where `str.splitlines` would cut the line in two, and a \\r (of \\r\\n or alone) is whitespace
+    to JSON."""
+    return text.split("\n")
 
 
 def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: IngestResult, log_base: dict) -> int:
@@ -266,6 +306,8 @@ def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: Inges
         if line_no in done or not line.strip():
             continue
         try:
+            if too_large(line):
+                raise RejectedInput(f"line too large: more than {MAX_ARTICLE_BYTES:,} bytes")
             rows.append(jsonl_article(source_file, line_no, line, ingested_at))
         except RejectedInput as err:
             rejected.append((line_no, str(err)))
@@ -299,7 +341,7 @@ class Loaded:
 def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:
     """Read one file into `result`: its articles and exactly one file-level log row. A file whose path, size
     and modification time match a loaded one is not read at all; one whose content hash matches is not parsed."""
-    source_file = path.as_posix()
+    source_file = printable_path(path)
     fmt = ARTICLE_SUFFIXES.get(path.suffix.lower())
     log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
            "file_mtime_ns": None, "file_hash": None, "run_id": run_id, "logged_at": ingested_at}
@@ -332,14 +374,18 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
             raise RejectedInput("empty file")
         if fmt != "jsonl" and len(data) > MAX_ARTICLE_BYTES:
             raise RejectedInput(f"article too large: {len(data):,} bytes > limit {MAX_ARTICLE_BYTES:,}")
-        text, note = decode_text(data)
+        text, note = decode_text(data, sniff_binary=fmt != "jsonl")  # a JSONL line with a NUL costs only itself
         if fmt == "jsonl":
             n = read_jsonl(source_file, text, ingested_at, result, log)
         else:
-            result.add(article_row(source_file, path.name, None, fmt, text, {}, ingested_at))
+            result.add(article_row(source_file, Path(source_file).name, None, fmt, text, {}, ingested_at))
             n = 1
     except RejectedInput as err:
         result.log.append({**log, "status": "quarantined", "reason": str(err), "n_articles": 0})
+        return
+    except Exception as err:  # noqa: BLE001  any other failure is this file's, logged; the run goes on
+        result.log.append({**log, "status": "error", "reason": f"could not be read: {type(err).__name__}: {err}",
+                           "n_articles": 0})
         return
     result.log.append({**log, "status": "ok", "reason": note, "n_articles": n})
 

@@ -190,3 +190,74 @@ def test_a_touched_but_unchanged_file_is_hashed_once_then_skipped_by_its_time(tm
     _, third = ingest_sources([tmp_path], run_id="r3", manifest=after_second)
     assert read == ["a.txt"] and third["reason"].to_list() == [
         "unchanged since an earlier run (same size and time); not read"]
+
+
+def test_odd_but_legal_jsonl_lines_load_and_unreadable_ones_are_each_rejected(tmp_path, monkeypatch):
+    import tasks.ingest as ingest
+
+    monkeypatch.setattr(ingest, "MAX_ARTICLE_BYTES", 300_000)
+    lines = [
+        '{"id": "cr", "text":\r"A bare CR between tokens is JSON whitespace."}',
+        '{"id": "lone", "text": "broken emoji \\ud83d here", "title": "also \\udc00 here"}',
+        '{"id": "pair", "text": "an escaped pair \\ud83d\\ude00 is one emoji"}',
+        '{"id": "nul", "text": "a raw NUL \x00 is not JSON"}',
+        '{"id": "deep", "text": "x", "n": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"id": "digits", "text": "x", "n": ' + "7" * 5_000 + "}",
+        '{"id": "huge", "text": "' + "word " * 70_000 + '"}',
+        '{"id": "last", "text": "The line after them keeps its number."}',
+    ]
+    (tmp_path / "a.jsonl").write_bytes("\n".join(lines).encode("utf-8") + b"\n")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    texts = dict(zip(raw["source_id"], raw["raw_text"], strict=True))
+    assert raw.sort("source_line").select("source_id", "source_line").rows() == [
+        ("cr", 1), ("lone", 2), ("pair", 3), ("last", 8)]
+    assert texts["lone"] == "broken emoji \ufffd here" and texts["pair"] == "an escaped pair \U0001f600 is one emoji"
+    assert raw.filter(pl.col("source_id") == "lone")["meta_title"].item() == "also \ufffd here"
+    rejected = dict(zip(log["source_line"], log["reason"], strict=True))
+    assert rejected[4].startswith("invalid JSON: Invalid control character") and " at at " not in rejected[4]
+    assert rejected[5].startswith("unreadable JSON: maximum recursion depth")
+    assert rejected[6].startswith("unreadable JSON: Exceeds the limit")
+    assert rejected[7] == "line too large: more than 300,000 bytes"
+    assert log.filter(pl.col("source_line").is_null())["n_articles"].to_list() == [4]
+
+
+def test_a_stray_byte_is_read_as_cp1252_without_garbling_the_utf8_around_it(tmp_path):
+    (tmp_path / "a.txt").write_bytes("\ufeffErdoğan met officials in Αθήνα on Monday.".encode() + b" Caf\xe9 talk.")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw["raw_text"].item() == "Erdoğan met officials in Αθήνα on Monday. Café talk."
+    assert log["reason"].item() == "invalid UTF-8 at byte 54; bytes that are not UTF-8 decoded as cp1252"
+
+
+def test_a_file_name_that_is_not_utf8_is_logged_with_escapes(tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text("The minister resigned on Monday after the vote.")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw["source_id"].to_list() == ["caf\\xe9.txt"] and log["status"].to_list() == ["ok"]
+    assert log["source_file"].item().endswith("/caf\\xe9.txt")
+
+
+def test_a_file_that_fails_unexpectedly_is_an_error_and_the_rest_loads(tmp_path, monkeypatch):
+    import tasks.ingest as ingest
+
+    (tmp_path / "a.html").write_text("<html><body><p>Leaders met in Rome.</p></body></html>")
+    (tmp_path / "b.txt").write_text("The minister resigned on Monday after the vote.")
+    monkeypatch.setattr(ingest, "html_to_text", lambda html, meta: 1 / 0)
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw["source_id"].to_list() == ["b.txt"]
+    assert log.select("status", "reason").rows() == [
+        ("error", "could not be read: ZeroDivisionError: division by zero"), ("ok", None)]
+
+
+def test_html_fragments_are_extracted_and_dates_come_from_page_metadata_only(tmp_path):
+    story = "Leaders met in Rome on Monday to agree on aid for the flooded villages in the north. " * 3
+    dated = ('<html><head><meta property="article:published_time" content="2024-03-05"></head><body><p>'
+             + story + "</p></body></html>")
+    undated = "<html><body><p>" + story + "It recalled the summit on 21 November 1995.</p>" \
+              "<footer>Copyright © 2019</footer></body></html>"
+    records = [{"id": "fragment", "html": "<p>" + story + "</p>"}, {"id": "dated", "html": dated},
+               {"id": "undated", "html": undated}]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    rows = {r["source_id"]: r for r in raw.to_dicts()}
+    assert sorted(rows) == ["dated", "fragment", "undated"]
+    assert rows["fragment"]["raw_text"].startswith("Leaders met in Rome on Monday")
+    assert rows["dated"]["meta_published"] == "2024-03-05" and rows["undated"]["meta_published"] is None
