@@ -7,6 +7,8 @@ import gc
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ NON_BLANK = r"[^\s\x1c-\x1f]"  # a character that Python's str.strip() keeps (it
 MAX_ARTICLE_BYTES = 10_000_000  # per text or HTML file, and per JSONL line
 BINARY_SNIFF_BYTES = 8192
 CP1252_FALLBACK = "newsetl-cp1252"  # codec error handler: bytes that are not UTF-8 are read as cp1252
+META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
+CHARSET_SNIFF_BYTES = 4096
 FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a polars frame
 
 RAW_SCHEMA = {
@@ -111,19 +115,24 @@ class IngestResult:
 
 
 def discover_files(source_dirs: list[str | Path]) -> list[Path]:
-    """Every file under the source folders, recursively, in a stable order (hidden files excluded)."""
+    """Every entry under the source folders that is not a folder, recursively and in a stable order, hidden names
+    excluded. Linked folders are followed (each real folder once); broken links and other entries that are not
+    files are listed too, so that the log reports them."""
     found: list[Path] = []
     for source in source_dirs:
         root = Path(source)
-        if root.is_file():
+        if not root.is_dir():
+            if not os.path.lexists(root):
+                raise FileNotFoundError(f"source folder {root} does not exist")
             found.append(root)
             continue
-        if not root.is_dir():
-            raise FileNotFoundError(f"source folder {root} does not exist")
-        found.extend(
-            p for p in root.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
+        walked: set[str] = set()
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            dirs[:] = [] if real in walked else [d for d in dirs if not d.startswith(".")]
+            if real not in walked:
+                walked.add(real)
+                found.extend(Path(folder, name) for name in files if not name.startswith("."))
     return sorted(set(found))
 
 
@@ -138,16 +147,31 @@ def cp1252_bytes(err: UnicodeError) -> tuple[str, int]:
 codecs.register_error(CP1252_FALLBACK, cp1252_bytes)
 
 
-def decode_text(data: bytes, sniff_binary: bool = True) -> tuple[str, str | None]:
-    """Decode bytes as UTF-8 (a byte-order mark dropped); bytes that are not UTF-8 are read as cp1252, as noted in
-    the reason. With `sniff_binary`, NUL bytes near the start reject the file as binary."""
+def decode_text(data: bytes, sniff_binary: bool = True, declared: str | None = None) -> tuple[str, str | None]:
+    """Decode bytes as UTF-8 (a byte-order mark dropped). Text that is not UTF-8 is decoded with the `declared`
+    encoding if it has one that fits, else its bytes that are not UTF-8 are read as cp1252; the reason says so.
+    With `sniff_binary`, NUL bytes near the start reject the file as binary."""
     if sniff_binary and b"\x00" in data[:BINARY_SNIFF_BYTES]:
         raise RejectedInput("binary file (NUL bytes), not text")
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as err:
         where = f"invalid UTF-8 at byte {err.start + len(codecs.BOM_UTF8) * data.startswith(codecs.BOM_UTF8)}"
+    if declared:
+        try:
+            return data.decode(declared), f"{where}; decoded as {declared}, as the file declares"
+        except UnicodeDecodeError:
+            where = f"{where} and not {declared} as declared"
     return data.decode("utf-8-sig", errors=CP1252_FALLBACK), f"{where}; bytes that are not UTF-8 decoded as cp1252"
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The encoding an HTML page declares in a <meta> tag near its start, if Python knows it."""
+    found = META_CHARSET.search(data[:CHARSET_SNIFF_BYTES])
+    try:
+        return codecs.lookup(found.group(1).decode("ascii")).name if found else None
+    except LookupError:
+        return None
 
 
 def printable_path(path: Path) -> str:
@@ -346,17 +370,21 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
     log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
            "file_mtime_ns": None, "file_hash": None, "run_id": run_id, "logged_at": ingested_at}
     try:
-        stat = path.stat()
-        log["file_bytes"], log["file_mtime_ns"] = stat.st_size, stat.st_mtime_ns
+        status = path.stat()
+        log["file_bytes"], log["file_mtime_ns"] = status.st_size, status.st_mtime_ns
+        if not stat.S_ISREG(status.st_mode):
+            result.log.append({**log, "status": "error", "reason": "not a regular file", "n_articles": 0})
+            return
         known = loaded.stats.get(source_file)
-        if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+        if known and known[:2] == (status.st_size, status.st_mtime_ns):
             result.log.append({**log, "file_hash": known[2], "status": "ok", "n_articles": 0,
                                "reason": "unchanged since an earlier run (same size and time); not read"})
             return
         data = path.read_bytes()
     except FileNotFoundError:
-        result.log.append({**log, "status": "error", "reason": "file disappeared before it could be read",
-                           "n_articles": 0})
+        reason = (f"broken symbolic link (to {os.readlink(path)})" if path.is_symlink()
+                  else "file disappeared before it could be read")
+        result.log.append({**log, "status": "error", "reason": reason, "n_articles": 0})
         return
     except OSError as err:
         result.log.append({**log, "status": "error", "reason": f"cannot read file: {err.strerror}", "n_articles": 0})
@@ -374,7 +402,8 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
             raise RejectedInput("empty file")
         if fmt != "jsonl" and len(data) > MAX_ARTICLE_BYTES:
             raise RejectedInput(f"article too large: {len(data):,} bytes > limit {MAX_ARTICLE_BYTES:,}")
-        text, note = decode_text(data, sniff_binary=fmt != "jsonl")  # a JSONL line with a NUL costs only itself
+        # a JSONL line with a NUL costs only itself; an HTML page may declare its encoding
+        text, note = decode_text(data, fmt != "jsonl", declared_charset(data) if fmt == "html" else None)
         if fmt == "jsonl":
             n = read_jsonl(source_file, text, ingested_at, result, log)
         else:

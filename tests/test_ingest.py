@@ -261,3 +261,36 @@ def test_html_fragments_are_extracted_and_dates_come_from_page_metadata_only(tmp
     assert sorted(rows) == ["dated", "fragment", "undated"]
     assert rows["fragment"]["raw_text"].startswith("Leaders met in Rome on Monday")
     assert rows["dated"]["meta_published"] == "2024-03-05" and rows["undated"]["meta_published"] is None
+
+
+def test_linked_folders_are_read_and_entries_that_are_not_files_are_logged(tmp_path):
+    source, elsewhere = tmp_path / "source", tmp_path / "elsewhere"
+    source.mkdir()
+    elsewhere.mkdir()
+    (source / "a.txt").write_text("The minister resigned on Monday after the vote.")
+    (elsewhere / "b.txt").write_text("Leaders met in Rome on Tuesday to agree on aid.")
+    (source / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (source / "linked" / "again").symlink_to(source, target_is_directory=True)  # a loop back to the source
+    (source / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    (source / "loop.txt").symlink_to(source / "loop.txt")
+    os.mkfifo(source / "pipe.txt")
+    raw, log = ingest_sources([source], run_id="r1")
+    assert sorted(raw["source_id"]) == ["a.txt", "b.txt"]
+    reasons = {Path(f).relative_to(source).as_posix(): (s, r) for f, s, r in log.select(
+        "source_file", "status", "reason").iter_rows()}
+    assert reasons == {
+        "a.txt": ("ok", None), "linked/b.txt": ("ok", None),
+        "gone.txt": ("error", f"broken symbolic link (to {tmp_path / 'missing.txt'})"),
+        "loop.txt": ("error", "cannot read file: Too many levels of symbolic links"),
+        "pipe.txt": ("error", "not a regular file"),
+    }
+
+
+def test_an_html_page_in_a_declared_legacy_encoding_is_decoded_with_it(tmp_path):
+    page = ('<html><head><meta charset="windows-1251"><title>Новости дня</title></head><body><p>'
+            + "Министры встретились в Москве в понедельник, чтобы обсудить помощь. " * 4 + "</p></body></html>")
+    (tmp_path / "a.html").write_bytes(page.encode("cp1251"))
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw["meta_title"].item() == "Новости дня" and raw["raw_text"].item().startswith("Министры встретились")
+    first_cyrillic = page.index("Новости")  # the bytes before it are ASCII
+    assert log["reason"].item() == f"invalid UTF-8 at byte {first_cyrillic}; decoded as cp1251, as the file declares"
