@@ -151,6 +151,8 @@ def decode_text(data: bytes, sniff_binary: bool = True, declared: str | None = N
     """Decode bytes as UTF-8 (a byte-order mark dropped). Text that is not UTF-8 is decoded with the `declared`
     encoding if it has one that fits, else its bytes that are not UTF-8 are read as cp1252; the reason says so.
     With `sniff_binary`, NUL bytes near the start reject the file as binary."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace"), "decoded as UTF-16 (it starts with its byte-order mark)"
     if sniff_binary and b"\x00" in data[:BINARY_SNIFF_BYTES]:
         raise RejectedInput("binary file (NUL bytes), not text")
     try:

@@ -294,3 +294,10 @@ def test_an_html_page_in_a_declared_legacy_encoding_is_decoded_with_it(tmp_path)
     assert raw["meta_title"].item() == "Новости дня" and raw["raw_text"].item().startswith("Министры встретились")
     first_cyrillic = page.index("Новости")  # the bytes before it are ASCII
     assert log["reason"].item() == f"invalid UTF-8 at byte {first_cyrillic}; decoded as cp1251, as the file declares"
+
+
+def test_a_utf16_file_with_its_byte_order_mark_is_text_not_binary(tmp_path):
+    (tmp_path / "a.txt").write_text("The minister resigned on Monday after the vote.", encoding="utf-16")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw["raw_text"].item() == "The minister resigned on Monday after the vote."
+    assert log.select("status", "reason").row(0) == ("ok", "decoded as UTF-16 (it starts with its byte-order mark)")
