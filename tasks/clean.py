@@ -149,6 +149,12 @@ def repair_glue_expr(text: pl.Expr) -> pl.Expr:
     return text.str.replace_all(GLUE_RE, "${1}${2} ${3}${4}")
 
 
+def meta_expr(name: str) -> pl.Expr:
+    """A metadata column with its surrounding whitespace stripped, null when blank, so that a fallback applies."""
+    value = pl.col(name).str.strip_chars()
+    return pl.when(value != "").then(value)
+
+
 def outlet_from_domain_expr(url: pl.Expr) -> pl.Expr:
     """Known outlet name for the URL's domain or its parent domain; null if unknown."""
     host = url.str.to_lowercase().str.extract(r"^(?:[a-z]+://)?(?:www\d?\.)?([^/:?#\s]+)", 1)
@@ -464,7 +470,7 @@ def clean_articles(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     docs = prepare_docs(raw)
     lines = classify_lines(split_lines(docs))
     docs = docs.join(headline_candidates(lines), on="_doc", how="left").with_columns(
-        pl.coalesce(pl.col("meta_title"), pl.col("text_title")).str.strip_chars().alias("title")
+        pl.coalesce(meta_expr("meta_title"), pl.col("text_title")).alias("title")
     )
     lines = mark_titles(lines, docs)
     lines = cut_at_tail_marker(include_lead_fragment(mark_region(anchor_after_headline(penalise_runs(lines)))))
@@ -626,7 +632,7 @@ def body_key_expr() -> pl.Expr:
 
 def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     """Derive url, outlet, published_date, cleaned body, sizes and content hash."""
-    url = pl.coalesce(pl.col("header_url"), pl.col("meta_url"))
+    url = pl.coalesce(pl.col("header_url"), meta_expr("meta_url"))
     url_date = url.str.extract_groups(URL_DATE_RE)
     body = repair_glue_expr(pl.col("body").fill_null(""))
     # the outlet-name regex only on the texts with a cue verb (a fast literal search)
@@ -634,7 +640,7 @@ def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     docs = docs.with_columns(
         url.alias("url"),
         pl.coalesce(
-            pl.col("meta_outlet"),
+            meta_expr("meta_outlet"),
             outlet_from_domain_expr(url),
             outlet_from_name_expr(cue),
             pl.col("masthead_outlet"),

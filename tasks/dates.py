@@ -12,7 +12,16 @@ MONTH_RE = (
     r"(January|February|March|April|May|June|July|August|September|October|November|December"
     r"|Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?)"
 )
-BOUND_RE = r"(?:(?-u:\b)(since|until|till|before|from)(?-u:\b)[^.,;]{0,60}?)?"
+
+
+def bound_re(words: str) -> str:
+    """Optional group capturing a word (any case) that bounds a period, up to 60 characters before a date."""
+    return rf"(?:(?-u:\b)(?i:({words}))(?-u:\b)[^.,;]{{0,60}}?)?"
+
+
+BOUND_RE = bound_re("since|until|till|before|from")
+# before "in/by/of <month>" a "from" more often names a source or an earlier figure ("acquired from X in May")
+MONTH_BOUND_RE = bound_re("since|until|till|before")
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 # substrings (case-sensitive) without which a sentence holds no relative or month date (a cheap pre-filter)
 DATE_WORDS = [
@@ -57,7 +66,7 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     md = s.str.extract_groups(BOUND_RE + MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?-u:\b)(?:,?\s+(\d{4}))?")
     dm = s.str.extract_groups(BOUND_RE + r"(?-u:\b)(\d{1,2})(?:st|nd|rd|th)?\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?")
     my = s.str.extract_groups(
-        r"(?-u:\b)(?:[Ii]n|[Ss]ince|[Uu]ntil|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?(?-u:\b)"
+        MONTH_BOUND_RE + r"(?-u:\b)(?:[Ii]n|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?(?-u:\b)"
     )
     day_month = s.str.contains(DAY_MONTH_HINT_RE)
     month_day = sentences.filter(day_month).with_columns(
@@ -74,8 +83,8 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     )
     frame = pl.concat([month_day, sentences.filter(~day_month)], how="diagonal").with_columns(
         _iso=iso,
-        _mm=month_number(my.struct[0]),
-        _my=my.struct[1].cast(pl.Int32, strict=False),
+        _mm=pl.when(my.struct[0].is_null()).then(month_number(my.struct[1])),
+        _my=pl.when(my.struct[0].is_null()).then(my.struct[2]).cast(pl.Int32, strict=False),
         _wd=s.str.extract(WEEKDAY_RE)
         .str.to_lowercase()
         .replace_strict({d: i + 1 for i, d in enumerate(WEEKDAYS)}, default=None, return_dtype=pl.Int32),

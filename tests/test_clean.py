@@ -301,6 +301,15 @@ def test_meta_outlet_is_used_verbatim():
     assert row["outlet"] == "Le Monde"
 
 
+def test_blank_metadata_does_not_block_the_fallbacks():
+    story = "The ministers met in Brussels on Tuesday and agreed on a new aid package, diplomats said."
+    text = f"Aid deal agreed\n\n{story}"
+    row, _ = clean_one(text, format="jsonl", meta_title="  ", meta_outlet=" ", meta_url="https://www.dw.com/en/a-1")
+    assert (row["title"], row["outlet"], row["body"]) == ("Aid deal agreed", "DW", story)
+    no_url, _ = clean_one(text, format="jsonl", meta_url=" ")
+    assert no_url["url"] is None
+
+
 @pytest.mark.parametrize(
     ("url", "outlet"),
     [

@@ -332,6 +332,26 @@ def test_date_resolution() -> None:
     assert undated["event_date"].to_list() == [None, None, None, None, dt.date(2024, 3, 1), dt.date(2020, 1, 3), None]
 
 
+def test_dates_bounding_a_period_are_not_event_dates() -> None:
+    texts = [
+        "The ceasefire holds until June 30, officials said on Monday.",
+        "Talks had stalled since March 1, but on Tuesday they resumed.",
+        "Since March 1 the border has been closed.",
+        "Before April 2 no aid arrived.",
+        "The truce lasts until the end of March.",
+        "Troops have been deployed since March 2024.",
+        "The unit was bought from Acme in March.",
+    ]
+    frame = pl.DataFrame(
+        {"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))), "sentence": texts}
+    )
+    published = dt.date(2024, 5, 8)  # a Wednesday
+    dated = resolve_dates(frame.with_columns(published_date=pl.lit(published)))
+    monday, tuesday, march = dt.date(2024, 5, 6), dt.date(2024, 5, 7), dt.date(2024, 3, 1)
+    assert dated["event_date"].to_list() == [monday, tuesday, *[published] * 4, march]
+    assert dated["date_precision"].to_list() == ["day"] * 6 + ["month"]
+
+
 # --- aggregation ----------------------------------------------------------------------------------------------
 
 
