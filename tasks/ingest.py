@@ -347,26 +347,28 @@ def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: Inges
 
 @dataclass(frozen=True)
 class Loaded:
-    """Files earlier runs loaded (the warehouse manifest): content hashes, and per path its size, modification
-    time and hash."""
+    """Files earlier runs loaded (the warehouse manifest), per path: its content hash, and its size and modification
+    time when the manifest holds them."""
 
-    hashes: frozenset[str] = frozenset()
-    stats: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
     def from_manifest(cls, manifest: pl.DataFrame | None) -> Loaded:
         if manifest is None:
             return cls()
+        hashes = dict(manifest.select("source_file", "file_hash").iter_rows())
         if "file_mtime_ns" not in manifest.columns:  # a manifest from before sizes and times were kept
-            return cls(frozenset(manifest["file_hash"]))
+            return cls(hashes)
         rows = manifest.filter(pl.col("file_mtime_ns").is_not_null()).select(
-            "source_file", "file_bytes", "file_mtime_ns", "file_hash").iter_rows()
-        return cls(frozenset(manifest["file_hash"]), {path: (size, mtime, sha) for path, size, mtime, sha in rows})
+            "source_file", "file_bytes", "file_mtime_ns").iter_rows()
+        return cls(hashes, {path: (size, mtime) for path, size, mtime in rows})
 
 
 def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:
-    """Read one file into `result`: its articles and exactly one file-level log row. A file whose path, size
-    and modification time match a loaded one is not read at all; one whose content hash matches is not parsed."""
+    """Read one file into `result`: its articles and exactly one file-level log row. A file whose size and
+    modification time match those loaded from its path is not read at all; one whose content hash matches is not
+    parsed. (The same content at another path is read: that is a copy, for dedup to find.)"""
     source_file = printable_path(path)
     fmt = ARTICLE_SUFFIXES.get(path.suffix.lower())
     log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
@@ -377,9 +379,8 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         if not stat.S_ISREG(status.st_mode):
             result.log.append({**log, "status": "error", "reason": "not a regular file", "n_articles": 0})
             return
-        known = loaded.stats.get(source_file)
-        if known and known[:2] == (status.st_size, status.st_mtime_ns):
-            result.log.append({**log, "file_hash": known[2], "status": "ok", "n_articles": 0,
+        if loaded.stats.get(source_file) == (status.st_size, status.st_mtime_ns):
+            result.log.append({**log, "file_hash": loaded.hashes[source_file], "status": "ok", "n_articles": 0,
                                "reason": "unchanged since an earlier run (same size and time); not read"})
             return
         data = path.read_bytes()
@@ -392,7 +393,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         result.log.append({**log, "status": "error", "reason": f"cannot read file: {err.strerror}", "n_articles": 0})
         return
     log["file_bytes"], log["file_hash"] = len(data), hashlib.sha256(data).hexdigest()
-    if log["file_hash"] in loaded.hashes:
+    if loaded.hashes.get(source_file) == log["file_hash"]:  # the same path with the same content
         result.log.append({**log, "status": "ok", "reason": "unchanged since an earlier run; not re-read",
                            "n_articles": 0})
         return
@@ -426,7 +427,7 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     """Read every file under the source folders into (raw_articles, ingest_log).
 
     Files the `manifest` lists as loaded by an earlier run are logged but not re-read: without even reading
-    them when path, size and modification time match, else when their content hash matches.
+    them when size and modification time match those of the same path, else when its content hash does.
     """
     loaded = Loaded.from_manifest(manifest)
     ingested_at = datetime.now(UTC).replace(microsecond=0)

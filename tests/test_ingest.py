@@ -94,7 +94,7 @@ def test_file_that_disappears_mid_run_is_an_error_and_the_rest_loads(tmp_path, m
 
 def test_unchanged_files_are_logged_but_not_reread():
     _, first = ingest_sources([SEEDS], run_id="r1")
-    raw, log = ingest_sources([SEEDS], run_id="r2", manifest=first.head(3).select("file_hash"))
+    raw, log = ingest_sources([SEEDS], run_id="r2", manifest=first.head(3).select("source_file", "file_hash"))
     assert raw.height == 2
     assert log.filter(pl.col("reason").str.starts_with("unchanged")).height == 3
 
@@ -301,3 +301,14 @@ def test_a_utf16_file_with_its_byte_order_mark_is_text_not_binary(tmp_path):
     raw, log = ingest_sources([tmp_path], run_id="r1")
     assert raw["raw_text"].item() == "The minister resigned on Monday after the vote."
     assert log.select("status", "reason").row(0) == ("ok", "decoded as UTF-16 (it starts with its byte-order mark)")
+
+
+def test_the_same_content_at_another_path_is_read_not_skipped(tmp_path):
+    (tmp_path / "a.txt").write_text("Story a says the minister resigned on Monday after the vote.")
+    (tmp_path / "b.txt").write_text("Story b says the minister stayed on Tuesday after the vote.")
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    (tmp_path / "a.txt").write_text((tmp_path / "b.txt").read_text())  # a's content changed to b's
+    (tmp_path / "c.txt").write_text((tmp_path / "b.txt").read_text())  # a new copy of b
+    raw, log = ingest_sources([tmp_path], run_id="r2", manifest=first)
+    assert sorted(raw["source_id"]) == ["a.txt", "c.txt"]
+    assert log.filter(pl.col("source_file").str.ends_with("b.txt"))["reason"].item().startswith("unchanged")
