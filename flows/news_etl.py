@@ -98,10 +98,9 @@ def prune_cache(cache_dir: Path) -> None:
 # runs once, so there is nothing to reuse.
 @task(name="read-warehouse", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
 def read_prior(warehouse_dir: str, full_refresh: bool) -> dict[str, pl.DataFrame | None]:
-    """The warehouse's current tables (none on a full refresh)."""
-    if full_refresh:
-        return {}
-    return {name: load.read_table(warehouse_dir, name) for name in PRIOR_TABLES}
+    """The warehouse's current tables (on a full refresh only the run histories, which it carries on)."""
+    names = assemble.HISTORY_TABLES if full_refresh else PRIOR_TABLES
+    return {name: load.read_table(warehouse_dir, name) for name in names}
 
 
 @task(name="ingest", **IO_RETRIES, timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
@@ -234,17 +233,20 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         prior = read_prior(warehouse_dir, full_refresh)
         log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
         raw, ingest_log = ingest_task(source_dirs, run_id, prior.get("manifest"))
+        # Prior articles of files changed or removed are superseded; articles loaded before from files that stay
+        # are exact repeats.
+        stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
+        raw, ingest_log = ingest.without_loaded_repeats(raw, ingest_log, prior.get("articles"))
         files = ingest_log.filter(pl.col("source_line").is_null())
         log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
-                  unchanged=int(files["reason"].str.starts_with("unchanged").sum()),
-                  rejected=int((ingest_log["status"] != "ok").sum()), articles=raw.height)
+                  unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
+                  rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()), articles=raw.height)
         batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
         cleaned = clean_task.map(assemble.batches(raw, batch_rows, batch_bytes, "raw_text")).result()
         del raw
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         del cleaned  # the per-batch frames: dedup's memory peak comes next
         log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
-        stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
         # Once articles were superseded the stories and the dedup index (its feature counts) are stale: both are
         # rebuilt from the remaining prior articles.
         none_superseded = prior is stored
@@ -293,7 +295,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                   "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}
         replace, append = assemble.split_appends(stored, tables)
-        index_replace, index_append = assemble.index_tables(index, rebuilt_index, tables["articles"])
+        index_replace, index_append = assemble.index_tables(index, rebuilt_index, tables["articles"],
+                                                            appending=prior_index is not None)
         warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)

@@ -9,6 +9,7 @@ import polars as pl
 
 from tasks.dedup import DedupIndex
 from tasks.extract import aggregate_events
+from tasks.ingest import is_unchanged
 
 PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
 # The dedup index: pipeline state kept in the snapshot beside the tables, without a view and not validated.
@@ -47,12 +48,20 @@ def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
+def replaced_files(ingest_log: pl.DataFrame) -> pl.Series:
+    """Files whose earlier content, if any, no longer holds: read again this run (changed; whether or not it still
+    yields articles) or removed from its source folder. Not a file skipped as unchanged, nor one that failed to be
+    read (an error may pass)."""
+    files = ingest_log.filter(pl.col("source_line").is_null())
+    return files.filter((pl.col("status") == "removed")
+                        | pl.col("status").is_in(["ok", "quarantined"]) & ~is_unchanged())["source_file"]
+
+
 def superseded_articles(prior_articles: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.Series:
-    """Ids of prior articles whose source file was re-read this run (its content changed)."""
+    """Ids of prior articles whose source file was replaced (see `replaced_files`)."""
     if prior_articles is None:
         return pl.Series("article_id", [], dtype=pl.String)
-    reread = ingest_log.filter(pl.col("source_line").is_null() & (pl.col("n_articles") > 0))["source_file"]
-    return prior_articles.filter(pl.col("source_file").is_in(reread.implode()))["article_id"]
+    return prior_articles.filter(pl.col("source_file").is_in(replaced_files(ingest_log).implode()))["article_id"]
 
 
 def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataFrame) -> dict[str, pl.DataFrame | None]:
@@ -77,28 +86,33 @@ def prior_index(prior: dict[str, pl.DataFrame | None]) -> DedupIndex | None:
     return DedupIndex(keys, df) if keys is not None and df is not None else None
 
 
-def index_tables(index: DedupIndex, rebuilt: DedupIndex | None, kept_articles: pl.DataFrame
+def index_tables(index: DedupIndex, rebuilt: DedupIndex | None, kept_articles: pl.DataFrame, appending: bool
                  ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
     """(tables to rewrite, rows to append) for the dedup index after a run: the new articles' keys (those not
-    quarantined) are appended, or written with the prior articles' keys when those had to be rebuilt."""
+    quarantined) are appended to the stored ones (`appending`: they describe the prior articles), else written
+    alone (a full refresh) or with the prior articles' keys when those had to be rebuilt."""
     kept = pl.col("article_id").is_in(kept_articles["article_id"].implode())
     if rebuilt is not None:
         return {INDEX_KEYS: stack(rebuilt.keys, index.keys).filter(kept), INDEX_DF: index.df}, {}
+    if not appending:
+        return {INDEX_KEYS: index.keys.filter(kept), INDEX_DF: index.df}, {}
     return {INDEX_DF: index.df}, {INDEX_KEYS: index.keys.filter(kept)}
 
 
 def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFrame:
-    """Content hash of every file loaded so far, keyed by path: the incremental run's skip list. A file skipped
-    for its known content hash keeps its new size and modification time, so the next run need not hash it."""
-    known = (prior if prior is not None else pl.DataFrame(schema=MANIFEST_SCHEMA)).select(
-        "file_hash", loaded_by="run_id").unique("file_hash", keep="first", maintain_order=True)
-    loaded = ingest_log.filter(pl.col("source_line").is_null() & (pl.col("status") == "ok")).join(
-        known, on="file_hash", how="left", maintain_order="left"
-    ).filter((pl.col("n_articles") > 0) | pl.col("loaded_by").is_not_null()).with_columns(
-        run_id=pl.when(pl.col("n_articles") > 0).then("run_id").otherwise("loaded_by")  # the run that read it
+    """Per path, the content hash (with size and modification time) of every file read so far and still in place:
+    the incremental run's skip list. A file skipped for its known content hash keeps its new size and time (so
+    the next run need not hash it) and the run that read it; a replaced file leaves it unless read anew."""
+    prior = prior if prior is not None else pl.DataFrame(schema=MANIFEST_SCHEMA)
+    files = ingest_log.filter(pl.col("source_line").is_null())
+    read = files.filter((pl.col("status") == "ok") & (~is_unchanged() | pl.col("source_file").is_in(
+        prior["source_file"].implode())))
+    read = read.join(prior.select("source_file", read_by="run_id"), on="source_file", how="left",
+                     maintain_order="left").with_columns(
+        run_id=pl.when(is_unchanged()).then("read_by").otherwise("run_id")
     ).select(list(MANIFEST_SCHEMA))
-    kept = prior.filter(~pl.col("source_file").is_in(loaded["source_file"].implode())) if prior is not None else None
-    return stack(kept, loaded).sort("source_file")
+    gone = pl.concat([read["source_file"], replaced_files(ingest_log)])
+    return stack(prior.filter(~pl.col("source_file").is_in(gone.implode())), read).sort("source_file")
 
 
 def assemble_tables(prior: dict[str, pl.DataFrame | None], new: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

@@ -31,6 +31,9 @@ CP1252_FALLBACK = "newsetl-cp1252"  # codec error handler: bytes that are not UT
 META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 CHARSET_SNIFF_BYTES = 4096
 FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a polars frame
+UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not read"
+UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
+REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
 
 RAW_SCHEMA = {
     "article_id": pl.String,
@@ -381,7 +384,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
             return
         if loaded.stats.get(source_file) == (status.st_size, status.st_mtime_ns):
             result.log.append({**log, "file_hash": loaded.hashes[source_file], "status": "ok", "n_articles": 0,
-                               "reason": "unchanged since an earlier run (same size and time); not read"})
+                               "reason": UNCHANGED_BY_TIME})
             return
         data = path.read_bytes()
     except FileNotFoundError:
@@ -394,8 +397,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         return
     log["file_bytes"], log["file_hash"] = len(data), hashlib.sha256(data).hexdigest()
     if loaded.hashes.get(source_file) == log["file_hash"]:  # the same path with the same content
-        result.log.append({**log, "status": "ok", "reason": "unchanged since an earlier run; not re-read",
-                           "n_articles": 0})
+        result.log.append({**log, "status": "ok", "reason": UNCHANGED_BY_HASH, "n_articles": 0})
         return
     try:
         if fmt is None:
@@ -432,11 +434,54 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     loaded = Loaded.from_manifest(manifest)
     ingested_at = datetime.now(UTC).replace(microsecond=0)
     result = IngestResult()
+    files = discover_files(source_dirs)
     with cyclic_gc_paused():
-        for path in discover_files(source_dirs):
+        for path in files:
             read_file(path, ingested_at, run_id, result, loaded)
             result.flush(min_rows=FLUSH_ROWS)
+    found = {printable_path(path) for path in files}
+    folders = tuple(printable_path(Path(source)) + "/" for source in source_dirs)
+    for source_file in sorted(p for p in loaded.hashes if p not in found and p.startswith(folders)):
+        result.log.append({"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
+                           "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()),
+                           "file_bytes": None, "file_mtime_ns": None, "file_hash": loaded.hashes[source_file],
+                           "run_id": run_id, "logged_at": ingested_at})
     return result.frames()
+
+
+def is_unchanged() -> pl.Expr:
+    """Whether an ingest-log row is a file skipped as unchanged since an earlier run."""
+    return pl.col("reason").is_in([UNCHANGED_BY_TIME, UNCHANGED_BY_HASH]).fill_null(False)
+
+
+def without_loaded_repeats(raw: pl.DataFrame, log: pl.DataFrame, loaded_articles: pl.DataFrame | None
+                           ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`raw` without the articles an earlier run loaded from another file that stays (same id, so the same source
+    id and text), and `log` saying so as for a repeat within the run: a JSONL line gets a quarantined row and
+    its file's count drops; a one-article file is quarantined itself."""
+    if loaded_articles is None or raw.is_empty():
+        return raw, log
+    first = loaded_articles.select("article_id", first_file="source_file", first_line="source_line")
+    repeats = raw.select("article_id", "source_file", "source_line").join(first, on="article_id")
+    if repeats.is_empty():
+        return raw, log
+    repeats = repeats.with_columns(reason=pl.format(
+        "exact repeat of {}{} (same id and text)", "first_file",
+        pl.when(pl.col("first_line").is_not_null()).then(pl.format(":{}", "first_line")).otherwise(pl.lit(""))))
+    files = log.filter(pl.col("source_line").is_null())
+    per_file = repeats.group_by("source_file").agg(n_repeats=pl.len(), whole=pl.col("source_line").is_null().all(),
+                                                   whole_reason=pl.col("reason").first())
+    files = files.join(per_file, on="source_file", how="left", maintain_order="left").with_columns(
+        n_articles=pl.col("n_articles") - pl.col("n_repeats").fill_null(0),
+        status=pl.when(pl.col("whole")).then(pl.lit("quarantined")).otherwise("status"),
+        reason=pl.when(pl.col("whole")).then("whole_reason").otherwise("reason"),
+    ).select(log.columns)
+    lines = repeats.filter(pl.col("source_line").is_not_null()).join(
+        files.drop("source_line", "status", "reason", "n_articles"), on="source_file"
+    ).with_columns(status=pl.lit("quarantined"), n_articles=pl.lit(0, pl.Int64)).select(log.columns)
+    merged = pl.concat([files, log.filter(pl.col("source_line").is_not_null()), lines])
+    return raw.join(repeats, on="article_id", how="anti"), merged.sort("source_file", "source_line", nulls_last=False,
+                                                                       maintain_order=True)
 
 
 @contextmanager

@@ -45,7 +45,7 @@ PLOVER_TYPES = (
     "COERCE",
     "ASSAULT",
 )
-INGEST_STATUSES = ("ok", "quarantined", "error")
+INGEST_STATUSES = ("ok", "quarantined", "error", "removed")
 RESIDUAL_BOILERPLATE = r"(?im)(?:\bicon ?(?:bookmark|chevron|camera)|\b\d{1,2}:\d{2}\s*\n\s*\d{1,2}:\d{2}\b|^podcasts$)"
 EARLIEST_DATE = datetime(1900, 1, 1)
 NANOSECOND_DATES = (date(1678, 1, 1), date(2262, 1, 1))  # dates a nanosecond timestamp holds

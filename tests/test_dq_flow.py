@@ -23,7 +23,7 @@ EXPECTED_FILES = {  # file -> (status, start of reason, articles read)
     "binary.txt": ("quarantined", "binary file (NUL bytes), not text", 0),
     "empty.txt": ("quarantined", "empty file", 0),
     "huge.txt": ("quarantined", f"article too large: {HUGE_BYTES:,} bytes > limit", 0),
-    "latin1.txt": ("ok", "invalid UTF-8 at byte 3; decoded as cp1252", 1),
+    "latin1.txt": ("ok", "invalid UTF-8 at byte 3; bytes that are not UTF-8 decoded as cp1252", 1),
     "mixed.jsonl": ("ok", None, 3),
     "nested/page.html": ("ok", None, 1),
     "notes.pdf": ("quarantined", "unsupported file type '.pdf'", 0),

@@ -1,6 +1,8 @@
 """The flow end to end on the seeds into a temp warehouse: contract, idempotency, incremental runs, CLI."""
 
+import json
 import shutil
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -12,6 +14,7 @@ from newsetl.cli import app
 from tasks import load
 from tasks.assemble import INDEX_DF, INDEX_KEYS
 from tasks.dedup import build_index
+from tasks.ingest import REMOVED, is_unchanged
 from tests.conftest import SEEDS
 
 CONTRACT = {
@@ -163,3 +166,56 @@ def test_cli_tables_and_query(seeded):
     assert queried.exit_code == 0 and str(counts["events"]) in queried.output
     bad = runner.invoke(app, ["query", "select * from nope", "--warehouse", str(root / "wh")])
     assert bad.exit_code != 0
+
+
+def story_partition(articles: pl.DataFrame) -> set[frozenset[str]]:
+    """Which articles share a story, whatever the story ids."""
+    return {frozenset(ids) for ids in articles.group_by("story_id").agg("article_id")["article_id"].to_list()}
+
+
+def test_removed_emptied_renamed_and_repeated_input_leaves_what_a_full_refresh_builds(seeded, tmp_path):
+    root, _ = seeded
+    src, wh, rebuilt = tmp_path / "src", tmp_path / "wh", tmp_path / "rebuilt"
+    shutil.copytree(root / "seeds", src)
+    text = "Ministers from {} met in Geneva on Monday and agreed to keep talking about the grain corridor. " * 3
+    line = lambda n: json.dumps({"id": f"a{n}", "text": text.replace("{}", f"country {n}")})  # noqa: E731
+    (src / "day1.jsonl").write_text(line(0) + "\n" + line(1) + "\n")
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    (src / "004_dd3f107e0edbb5a5.txt").unlink()  # removed
+    (src / "003_a88de07e7e5ec5c5.txt").write_text("")  # emptied
+    (src / "000_5aebb8792d952252.txt").rename(src / "100_renamed.txt")
+    (src / "day2.jsonl").write_text(line(1) + "\n" + line(2) + "\n")  # a1 again, from a file that stays
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    news_etl(source_dir=str(src), warehouse_dir=str(rebuilt), full_refresh=True)
+    incremental, full = snapshot(wh), snapshot(rebuilt)
+    assert sorted(incremental["articles"]["article_id"]) == sorted(full["articles"]["article_id"])
+    assert story_partition(incremental["articles"]) == story_partition(full["articles"])
+    for table, key in [("event_mentions", "article_id"), ("quotes", "quote_id"), ("boilerplate", "article_id")]:
+        assert sorted(incremental[table][key]) == sorted(full[table][key]), table
+    assert sorted(load.read_table(wh, INDEX_KEYS)["article_id"]) == sorted(incremental["articles"]["article_id"])
+    log = incremental["ingest_log"].filter(pl.col("run_id") == incremental["ingest_log"]["run_id"][-1])
+    by_file = {(Path(f).name, n): (s, r) for f, n, s, r in log.select(
+        "source_file", "source_line", "status", "reason").iter_rows()}
+    assert by_file[("004_dd3f107e0edbb5a5.txt", None)] == ("removed", REMOVED)
+    assert by_file[("000_5aebb8792d952252.txt", None)] == ("removed", REMOVED)
+    assert by_file[("003_a88de07e7e5ec5c5.txt", None)] == ("quarantined", "empty file")
+    assert by_file[("day2.jsonl", 1)] == ("quarantined", f"exact repeat of {src / 'day1.jsonl'}:2 (same id and text)")
+    assert log.filter(pl.col("source_file").str.ends_with("day2.jsonl") & pl.col("source_line").is_null())[
+        "n_articles"].to_list() == [1]
+    manifest = load.read_table(wh, "manifest")["source_file"].map_elements(lambda f: Path(f).name, pl.String)
+    assert sorted(manifest) == sorted(p.name for p in src.iterdir() if p.stat().st_size)
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))  # nothing changed: every file skipped, nothing removed
+    again = snapshot(wh)
+    latest = again["ingest_log"].filter(pl.col("run_id") == again["ingest_log"]["run_id"][-1])
+    assert latest.select(is_unchanged()).to_series().sum() == latest.height - 1  # the empty file is read again
+    assert sorted(again["articles"]["article_id"]) == sorted(incremental["articles"]["article_id"])
+
+
+def test_a_full_refresh_keeps_the_run_histories_and_rewrites_the_dedup_index(seeded, tmp_path):
+    root, _ = seeded
+    wh = tmp_path / "wh"
+    news_etl(source_dir=str(root / "seeds"), warehouse_dir=str(wh))
+    news_etl(source_dir=str(root / "seeds"), warehouse_dir=str(wh), full_refresh=True)
+    tables = snapshot(wh)
+    assert tables["dq_results"]["run_id"].n_unique() == 2 and tables["ingest_log"]["run_id"].n_unique() == 2
+    assert sorted(load.read_table(wh, INDEX_KEYS)["article_id"]) == sorted(tables["articles"]["article_id"])
