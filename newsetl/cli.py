@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -34,9 +34,18 @@ def run(
 ) -> None:
     """Run the news_etl flow on the source folders into the warehouse, showing progress per stage.
 
-    Exits 2 if another run is writing the warehouse (set NEWSETL_LOCK_WAIT_SECONDS to wait for it instead) and
-    1 if critical data-quality checks fail (the warehouse is then left as it was).
+    Exits 2 if a source folder does not exist (nothing is started) or another run is writing the warehouse (set
+    NEWSETL_LOCK_WAIT_SECONDS to wait for it instead) and 1 if critical data-quality checks fail (the warehouse is
+    then left as it was).
     """
+    settings = load_settings()
+    sources = source or list(settings.source_dirs)
+    target = warehouse or settings.warehouse_dir
+    missing = [str(Path(s).resolve()) for s in sources if not os.path.lexists(s)]
+    if missing:
+        folders = "source folders" if len(missing) > 1 else "source folder"
+        console.print(f"[red]{folders} missing:[/red] {', '.join(missing)}", soft_wrap=True)
+        raise typer.Exit(2)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:  # the progress display replaces Prefect's console log
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -45,9 +54,6 @@ def run(
     from tasks.load import WarehouseBusy
     from tasks.validate import DataQualityError
 
-    settings = load_settings()
-    sources = source or list(settings.source_dirs)
-    target = warehouse or settings.warehouse_dir
     progress = RunProgress(console)
     try:
         with progress.attached():
@@ -69,7 +75,7 @@ def query(sql: Annotated[str, typer.Argument(help="SQL over the warehouse views.
 
     from tasks.load import connect
 
-    with connect(warehouse or default_warehouse()) as con:
+    with connect(loaded_warehouse(warehouse)) as con:
         try:
             result = con.execute(sql)
         except duckdb.Error as err:
@@ -85,7 +91,7 @@ def tables(warehouse: WarehouseOption = "") -> None:
     """List the warehouse tables with their row counts."""
     from tasks.load import connect, table_names
 
-    root = warehouse or default_warehouse()
+    root = loaded_warehouse(warehouse)
     with connect(root) as con:
         rows = [[t, f"{con.execute(f'SELECT count(*) FROM {t}').fetchone()[0]:,}"] for t in table_names(root)]
     print_table(["table", "rows"], rows, title=f"{Path(root).resolve()}")
@@ -102,8 +108,7 @@ def report(warehouse: WarehouseOption = "") -> None:
     root = warehouse or default_warehouse()
     dq = read_table(root, "dq_results")
     if dq is None or dq.is_empty():
-        console.print(f"[red]no run recorded in {Path(root).resolve()}:[/red] run `newsetl run` first", soft_wrap=True)
-        raise typer.Exit(1)
+        exit_no_run(root)
     run_id = dq.sort("checked_at")["run_id"][-1]
     of_run = pl.col("run_id") == run_id
     dq = dq.filter(of_run)
@@ -133,6 +138,22 @@ def report(warehouse: WarehouseOption = "") -> None:
             [r["table_name"], r["reason"], str(r["len"])] for r in by_reason.iter_rows(named=True)], title="Quarantine")
     docs = data_docs_index(root)
     console.print(f"Data Docs: {docs}" + ("" if docs.is_file() else " (not built yet)"), soft_wrap=True)
+
+
+def loaded_warehouse(warehouse: str) -> str:
+    """The warehouse folder (`warehouse` or the configured one), if a run has loaded it; else exit_no_run."""
+    from tasks.load import current_snapshot
+
+    root = warehouse or default_warehouse()
+    if current_snapshot(root) is None:
+        exit_no_run(root)
+    return root
+
+
+def exit_no_run(root: str) -> NoReturn:
+    """Say in one line that no run has loaded the warehouse `root` yet and what to do; exit 1."""
+    console.print(f"[red]no run recorded in {Path(root).resolve()}:[/red] run `newsetl run` first", soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def print_table(columns: list[str], rows: list[list[str]], title: str | None = None) -> None:

@@ -1,10 +1,14 @@
-"""`newsetl run` in real processes: progress per stage, the summary, and one writer at a time."""
+"""The `newsetl` CLI: `run` in real processes (progress per stage, the summary, one writer at a time), and the
+one-line errors, exit codes and untouched folders when a source folder is missing or no run has loaded the
+warehouse."""
 
 import shutil
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
+import flows.news_etl
 from newsetl.cli import app
 from tasks import load
 from tests.conftest import SEEDS
@@ -40,6 +44,33 @@ def test_help_documents_every_command():
         assert name in result.output and summary[:40] in result.output, name
         sub = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
         assert sub.exit_code == 0 and "--warehouse" in sub.output, name
+
+
+@pytest.mark.parametrize("command", [["tables"], ["query", "select 1"], ["report"]])
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_commands_on_a_warehouse_without_a_run_fail_in_one_line(tmp_path, command, state):
+    wh = tmp_path / "wh"
+    if state == "empty":  # what a run that failed before loading leaves
+        wh.mkdir()
+        (wh / load.LOCK_FILE).touch()
+    result = CliRunner().invoke(app, [*command, "--warehouse", str(wh)])
+    assert result.exit_code == 1, result.output
+    assert result.output == f"no run recorded in {wh.resolve()}: run `newsetl run` first\n"
+    assert wh.exists() == (state == "empty")
+
+
+@pytest.mark.parametrize(("missing", "says"), [(["gone"], "source folder missing"),
+                                               (["gone", "also_gone"], "source folders missing")])
+def test_run_with_a_missing_source_folder_starts_nothing(tmp_path, monkeypatch, missing, says):
+    started = []
+    monkeypatch.setattr(flows.news_etl, "news_etl", lambda **kwargs: started.append(kwargs))
+    src, wh = tmp_path / "src", tmp_path / "wh"
+    src.mkdir()
+    gone = [tmp_path / name for name in missing]
+    result = CliRunner().invoke(app, ["run", *(f"--source={s}" for s in [src, *gone]), "--warehouse", str(wh)])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"{says}: {', '.join(str(g.resolve()) for g in gone)}\n"
+    assert not started and not wh.exists()
 
 
 def test_second_run_is_refused_or_waits_while_one_is_writing(tmp_path, prefect_harness):
