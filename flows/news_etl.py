@@ -37,7 +37,15 @@ STAGES = ("start", "read", "ingest", "clean", "dedup", "extract", "validate", "l
 STAGE_RECORD = "newsetl_stage"  # LogRecord attribute carrying {"stage", "seconds", "counts", "note"}
 CACHE_DIR = ".cache"  # under the warehouse: persisted task results, keyed by input content
 CACHE_TTL = timedelta(days=8)  # covers the weekly rebuild; older entries are deleted
-IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5}
+
+
+def worth_retrying(_task, _task_run, state) -> bool:
+    """Retry IO that may pass (a busy disk, a network share), not a missing source folder."""
+    return not isinstance(state.result(raise_on_failure=False), FileNotFoundError)
+
+
+IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5,
+              "retry_condition_fn": worth_retrying}
 IO_TIMEOUT = 900  # seconds; a stuck stage fails the run instead of holding the writer lock forever
 STAGE_TIMEOUT = 3 * 3600
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

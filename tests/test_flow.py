@@ -219,3 +219,14 @@ def test_a_full_refresh_keeps_the_run_histories_and_rewrites_the_dedup_index(see
     tables = snapshot(wh)
     assert tables["dq_results"]["run_id"].n_unique() == 2 and tables["ingest_log"]["run_id"].n_unique() == 2
     assert sorted(load.read_table(wh, INDEX_KEYS)["article_id"]) == sorted(tables["articles"]["article_id"])
+
+
+def test_a_missing_source_folder_fails_the_run_at_once_without_retries(tmp_path, monkeypatch, prefect_harness):
+    import tasks.ingest
+
+    calls = []
+    real = tasks.ingest.ingest_sources
+    monkeypatch.setattr(tasks.ingest, "ingest_sources", lambda *args: calls.append(args) or real(*args))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        news_etl(source_dir=str(tmp_path / "missing"), warehouse_dir=str(tmp_path / "wh"))
+    assert len(calls) == 1
