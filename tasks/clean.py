@@ -640,6 +640,7 @@ def add_metadata(docs: pl.DataFrame) -> pl.DataFrame:
     docs = docs.with_columns(
         url.alias("url"),
         pl.coalesce(
+            outlet_from_name_expr(pl.col("meta_outlet")),  # a known outlet's canonical name ("reuters.com")
             meta_expr("meta_outlet"),
             outlet_from_domain_expr(url),
             outlet_from_name_expr(cue),

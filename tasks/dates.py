@@ -14,14 +14,17 @@ MONTH_RE = (
 )
 
 
-def bound_re(words: str) -> str:
-    """Optional group capturing a word (any case) that bounds a period, up to 60 characters before a date."""
-    return rf"(?:(?-u:\b)(?i:({words}))(?-u:\b)[^.,;]{{0,60}}?)?"
+def bound_re(words: str, adjacent: str = "") -> str:
+    """Optional group capturing a word (any case) that bounds a period, up to 60 characters before a date, or one
+    of the `adjacent` words right before it."""
+    right_before = rf"|(?:{adjacent})\s+" if adjacent else ""
+    return rf"(?:(?-u:\b)(?i:((?:{words})(?-u:\b)[^.,;]{{0,60}}?{right_before})))?"
 
 
-BOUND_RE = bound_re("since|until|till|before|from")
-# before "in/by/of <month>" a "from" more often names a source or an earlier figure ("acquired from X in May")
-MONTH_BOUND_RE = bound_re("since|until|till|before")
+PERIOD_WORDS = "since|until|till|before"
+# "from" bounds a period only right before its date ("from March 1 to 5", not "withdrew from Kherson on May 2")
+BOUND_RE = bound_re(PERIOD_WORDS, adjacent="from")
+MONTH_BOUND_RE = bound_re(PERIOD_WORDS)
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 # substrings (case-sensitive) without which a sentence holds no relative or month date (a cheap pre-filter)
 DATE_WORDS = [
@@ -54,10 +57,11 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     """Add `event_date` (Date|null) and `date_precision` ('day'|'month'|null) to sentences.
 
     Needs columns article_id, sentence_index, sentence, published_date. In order of preference: an ISO date; a
-    month and day ("July 14", "14 July", year from the text or the latest such date not after publication); a
-    month and year ("in March 2024" -> first of the month); "yesterday"/"today"; a weekday ("on Tuesday" -> the
-    latest Tuesday on or before publication); "the next day" (the day after the previous dated sentence).
-    Sentences without an expression take the published date; without any anchor the date stays null.
+    month and day ("July 14", "14 July", year from the text or the latest such date not after the day after
+    publication); a month and year ("in March 2024" -> first of the month); "yesterday"/"today"; a weekday ("on
+    Tuesday" -> the latest Tuesday on or before publication); "the next day" (the day after the previous dated
+    sentence). Sentences without an expression, and those whose date is past the day after publication (a plan,
+    not an event yet), take the published date; without any anchor the date stays null.
     """
     pub = pl.col("published_date")
     s = pl.col("sentence")
@@ -95,7 +99,7 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     pub_year = pub.dt.year().cast(pl.Int32)
     md_date = safe_date(pl.coalesce("_y", pub_year), pl.col("_m"), pl.col("_d"))
     md_date = (
-        pl.when(pl.col("_y").is_null() & (md_date > pub + pl.duration(days=7)))
+        pl.when(pl.col("_y").is_null() & (md_date > pub + pl.duration(days=1)))
         .then(safe_date(pub_year - 1, pl.col("_m"), pl.col("_d")))
         .otherwise(md_date)
     )
@@ -135,6 +139,9 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
         .then(pl.coalesce(anchor, pub) + pl.duration(days=1))
         .otherwise(pub)
     )
+    planned = event_date > pub + pl.duration(days=1)
+    event_date = pl.when(planned).then(pub).otherwise(event_date)
+    precision = pl.when(~planned).then(precision)
     return frame.with_columns(
         event_date=event_date,
         date_precision=pl.when(event_date.is_not_null()).then(pl.coalesce(precision, pl.lit("day"))),

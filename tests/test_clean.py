@@ -296,9 +296,10 @@ def test_meta_published_in_other_formats():
     assert row["published_date"] == date(2024, 4, 4)
 
 
-def test_meta_outlet_is_used_verbatim():
-    row, _ = clean_one("Ministers met in Brussels on Tuesday, officials said.", meta_outlet="Le Monde")
-    assert row["outlet"] == "Le Monde"
+def test_meta_outlet_is_used_verbatim_unless_it_names_a_known_outlet():
+    outlets = [clean_one("Ministers met in Brussels on Tuesday, officials said.", meta_outlet=name)[0]["outlet"]
+               for name in ("Le Monde", "Reuters", "reuters", " reuters.com ")]
+    assert outlets == ["Le Monde", "Reuters", "Reuters", "Reuters"]  # a story then counts Reuters once
 
 
 def test_blank_metadata_does_not_block_the_fallbacks():

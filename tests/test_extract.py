@@ -352,6 +352,25 @@ def test_dates_bounding_a_period_are_not_event_dates() -> None:
     assert dated["date_precision"].to_list() == ["day"] * 6 + ["month"]
 
 
+def test_event_dates_are_never_past_the_day_after_publication_and_from_bounds_only_its_own_date() -> None:
+    texts = [
+        "Russia attacked Ukraine on May 12.",  # a past May 12: last year's
+        "Russia withdrew its troops from Kherson on November 11.",
+        "The summit will be held on 2024-06-01.",  # a plan: the statement's day
+        "Leaders will meet in March 2025.",
+        "Fighting raged from March 1 to March 5.",
+        "The talks resume on May 9.",  # the day after publication is allowed (a dateline's time zone)
+    ]
+    frame = pl.DataFrame(
+        {"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))), "sentence": texts}
+    )
+    published = dt.date(2024, 5, 8)
+    dated = resolve_dates(frame.with_columns(published_date=pl.lit(published)))
+    assert dated["event_date"].to_list() == [
+        dt.date(2023, 5, 12), dt.date(2023, 11, 11), published, published, published, dt.date(2024, 5, 9)]
+    assert dated["date_precision"].to_list() == ["day"] * 6
+
+
 # --- aggregation ----------------------------------------------------------------------------------------------
 
 
