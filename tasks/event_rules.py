@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.dates import MONTHS, WEEKDAYS
 from tasks.phrases import PhraseIndex, add_phrase_keys, match_phrases, phrase_index, with_token_values, with_tokens_at
 from tasks.places import locate
 
@@ -81,6 +82,9 @@ MARKER_WORDS = {  # lower-case words counted by `token_flags`, by flag
     "neg": NEGATORS, "hyp": HYPOTHETICAL, "intent": INTENT, "cont": CONTINUING, "brk": CLAUSE_BREAKS,
     "unless": ["unless"], "deontic": DEONTIC, "speech": SPEECH, "comma": [","],
 }  # fmt: skip
+# an `objects` entry met by any direct object: a name or a definite determiner right after the verb
+DIRECT_OBJECT = "@object"
+OBJECT_DETERMINERS = ["the", "its", "their", "his", "her"]
 NOUN_MARKERS = ["a", "an", "the", "its", "their", "his", "her", "our", "of", "this", "that", "any", "such"]
 OBJECT_WINDOW = 8
 
@@ -130,7 +134,9 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     """Valid cue matches: sid, start, end, cue, event_type, event_mode, weight, is_verb.
 
     A cue with `objects` is valid only if one of them occurs within 8 tokens after it ("give ... arms",
-    "turned the proposal down"); of several valid readings the heaviest wins.
+    "turned the proposal down") or, for DIRECT_OBJECT, a direct object follows it ("struck Gaza", "struck the
+    city"; a capitalised name counts only after a lower-case cue, not in a title-case headline, and not a day or
+    month); of several valid readings the heaviest wins.
     """
     table = cue_table()
     hits = with_tokens_at(
@@ -168,7 +174,13 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
     needs = hits.filter(pl.col("objects").list.len() > 0).explode("objects")
     window = [f"w{k}" for k in range(OBJECT_WINDOW)]
     needs = with_tokens_at(needs, tokens, **{name: (pl.col("end") + k, "low") for k, name in enumerate(window)})
-    found = needs.filter(pl.any_horizontal([pl.col(w) == pl.col("objects") for w in window]))
+    named_object = (
+        pl.col("after").str.contains(r"^\p{Lu}")
+        & ~pl.col("cue_text").str.contains(r"^\p{Lu}")
+        & ~pl.col("w0").is_in([*MONTHS, *WEEKDAYS])
+    )
+    direct_object = (pl.col("objects") == DIRECT_OBJECT) & (named_object | pl.col("w0").is_in(OBJECT_DETERMINERS))
+    found = needs.filter(pl.any_horizontal([pl.col(w) == pl.col("objects") for w in window]) | direct_object)
     valid_ids = found.select("sid", "start", "cue_id").unique()
     plain = hits.filter(pl.col("objects").list.len() == 0).select("sid", "start", "cue_id")
     valid = pl.concat([plain, valid_ids]).join(hits.drop("objects"), on=["sid", "start", "cue_id"])

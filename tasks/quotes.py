@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
-from tasks.actors import name_key
+from tasks.actors import name_key, role_words
 from tasks.ids import stable_id_expr
 from tasks.phrases import POS_SCALE
 from tasks.sentences import TOKEN_RE
@@ -25,12 +27,15 @@ ROLE = (
 UPPER = r"[A-ZÀ-ÞĀ-Ž]"
 LETTER = r"[A-Za-zÀ-ÿĀ-ž’'-]"
 NAME = rf"((?:{UPPER}(?:{LETTER}+|\.)\s+){{0,3}}{UPPER}{LETTER}+)"
-AFTER_NAME_VERB = r"^[\s,.]*" + NAME + r"\s+" + VERBS + r"(?-u:\b)"
-AFTER_VERB_NAME = r"^[\s,.]*" + VERBS + r"\s+" + NAME
+# after the quote a name may follow its titles: "said NATO Secretary General Jens Stoltenberg"
+TITLED_NAME = rf"((?:{UPPER}(?:{LETTER}+|\.)\s+){{0,6}}{UPPER}{LETTER}+)"
+APPOSITIVE = r"(?:,[^,.“”\"]{1,60},)?"
+AFTER_NAME_VERB = r"^[\s,.]*" + TITLED_NAME + APPOSITIVE + r"\s+" + VERBS + r"(?-u:\b)"
+AFTER_VERB_NAME = r"^[\s,.]*" + VERBS + r"\s+" + TITLED_NAME
 AFTER_PRONOUN = r"^[\s,.]*(?i:he|she|the\s+(?:[a-z-]+\s+){0,2}" + ROLE + r")\s+" + VERBS + r"(?-u:\b)"
 # speaker before the quote: "X said: “", "X, the Dutch representative, said it was “", "he stressed that “"
 LEAD_OUT = r"(?-u:\b)[^.“”\"]{0,45}$"
-BEFORE_NAME = NAME + r"(?:,[^,.“”\"]{1,60},)?\s+(?:also\s+)?(?:" + VERBS + r"|saying)" + LEAD_OUT
+BEFORE_NAME = NAME + APPOSITIVE + r"\s+(?:also\s+)?(?:" + VERBS + r"|saying)" + LEAD_OUT
 # a lead-in verb ends at most 45 characters before the quote and is at most 35 long ("told reporters in ...")
 VERB_REACH = 80
 BEFORE_PRONOUN = (
@@ -68,15 +73,18 @@ def extract_quotes(articles: pl.DataFrame, sentences: pl.DataFrame, people: pl.D
     tail = pl.col("before").str.slice(-VERB_REACH)
     before_verb = pl.when(tail.str.contains(r"(?:" + VERBS + r"|saying)")).then(pl.col("before"))
     before_verb_any_case = pl.when(tail.str.contains(r"(?i:" + VERBS + r")")).then(pl.col("before"))
+    after_run = pl.coalesce(pl.col("after").str.extract(AFTER_NAME_VERB), pl.col("after").str.extract(AFTER_VERB_NAME))
+    # after a quote ending its sentence and line, a titled subject on the next line starts a new statement
+    # ("... that.”\nEstonian Defense Minister Kalle Laanet said ..."); a bare name is the quote's speaker
+    ends_line = pl.col("seg").str.contains(r"[.!?][”\"]$") & pl.col("after").str.contains(r"^[ \t]*\n")
     named = pl.coalesce(
-        pl.col("after").str.extract(AFTER_NAME_VERB),
-        pl.col("after").str.extract(AFTER_VERB_NAME),
+        pl.when(~ends_line | (without_titles(after_run) == after_run)).then(after_run),
         before_verb.str.extract(BEFORE_NAME),
     )
     anaphoric = pl.col("after").str.contains(AFTER_PRONOUN) | before_verb_any_case.str.contains(
         BEFORE_PRONOUN
     ).fill_null(False)
-    segments = segments.with_columns(named=named, anaphoric=anaphoric).with_columns(
+    segments = segments.with_columns(named=last_words(without_titles(named)), anaphoric=anaphoric).with_columns(
         named=pl.when(pl.col("named").str.contains(r"^(?:He|She|It|They|We|I|The|This)(?-u:\b)"))
         .then(None)
         .otherwise("named")
@@ -140,3 +148,14 @@ def extract_quotes(articles: pl.DataFrame, sentences: pl.DataFrame, people: pl.D
             "char_end",
         )
     )
+
+
+def without_titles(run: pl.Expr) -> pl.Expr:
+    """A run of capitalised words without the titles and roles before the name (Secretary General Jens ...)."""
+    roles = "|".join(re.escape(w) for w in role_words())
+    return run.str.replace(rf"^(?:.*\s)?(?i:{roles})\s+", "")
+
+
+def last_words(name: pl.Expr) -> pl.Expr:
+    """The last three words of a name (a person's name in a longer run of capitalised words)."""
+    return name.str.extract(r"((?:\S+\s+){0,2}\S+)$")

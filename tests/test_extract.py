@@ -453,3 +453,42 @@ def test_mention_sentences_do_not_hold_the_article_bodies(mentions: pl.DataFrame
     held = buffer_bytes(sentences)
     assert held < 4 * int(sentences.str.len_bytes().sum()) + 4096
     assert held < int(seed_articles["body"].str.len_bytes().sum())
+
+
+def test_military_strikes_are_assaults_and_walkouts_protests() -> None:
+    sentences = [
+        "Israel struck Gaza overnight.",
+        "Russian missiles struck Kyiv.",
+        "Israel launched air strikes on Gaza.",
+        "Russia launched a drone strike on Odesa.",
+        "Polish workers went on strike over pay.",
+        "Greek dockers strike over pay.",
+    ]
+    mentions, _ = extract_events(article_frame([{"body": s} for s in sentences]))
+    got = mentions.sort("article_id").select("article_id", "event_type", "event_mode", "source_code").rows()
+    assert got == [
+        ("a0", "ASSAULT", "heavy-weapons", "ISR"),
+        ("a1", "ASSAULT", "heavy-weapons", "RUS"),
+        ("a2", "ASSAULT", "heavy-weapons", "ISR"),
+        ("a3", "ASSAULT", "heavy-weapons", "RUS"),
+        ("a4", "PROTEST", "strike", "POL"),
+        ("a5", "PROTEST", "strike", "GRC"),
+    ]
+
+
+def test_speaker_after_quote_with_titles_or_appositive() -> None:
+    bodies = [
+        "“We will respond,” said NATO Secretary General Jens Stoltenberg.",
+        "“We will respond,” Ukrainian Foreign Minister Dmytro Kuleba said.",
+        "“We will respond,” Dmitry Peskov, the Kremlin spokesman, said.",
+        # a titled subject on the line after a finished quote starts a new statement
+        "Dutch Defense Minister Kajsa Ollongren said: “We are not ready to talk.”\n"
+        "Estonian Defense Minister Kalle Laanet said a mission was possible.",
+    ]
+    _, quotes = extract_events(article_frame([{"body": b} for b in bodies]))
+    assert quotes.sort("article_id").select("speaker", "speaker_code").rows() == [
+        ("Jens Stoltenberg", "NATO"),
+        ("Dmytro Kuleba", "UKR"),
+        ("Dmitry Peskov", "RUS"),
+        ("Kajsa Ollongren", "NLD"),
+    ]
