@@ -263,8 +263,12 @@ def find_people(
         .with_columns(
             free=pl.sum_horizontal(between(k) & ~pl.col(f"gap{k}").is_in(linking) for k in range(LINK_GAP)),
             commas=pl.sum_horizontal(between(k) & (pl.col(f"gap{k}") == ",") for k in range(LINK_GAP)),
+            role_words=pl.sum_horizontal(between(k) & pl.col(f"gap{k}").is_in(roles) for k in range(LINK_GAP)),
         )
-        .filter(pl.col("free") == 0)
+        # from the left, across a comma, a place links to a name only through a role ("Poland's minister, X"; not
+        # "In Warsaw, X")
+        .filter((pl.col("free") == 0)
+                & ((pl.col("g_end") > pl.col("start")) | (pl.col("commas") == 0) | (pl.col("role_words") > 0)))
         # nearest left link, then an appositive on the right, then a left link across a comma
         # ("in Washington, X, the minister of Poland" is Poland's)
         .with_columns(

@@ -278,6 +278,15 @@ def test_source_and_target_by_structure_not_cooccurrence() -> None:
     assert triples == [("PAK", "REJECT", "IRQ"), ("BDI", "ASSAULT", "COD"), ("RUS", "ACCUSE", "NATO")]
 
 
+def test_a_place_before_a_comma_is_not_a_persons_country_without_a_role() -> None:
+    body = ("In Warsaw, Scholz met Polish Prime Minister Donald Tusk. China will send aid to Russia, Zelensky said. "
+            "Poland's foreign minister, Radoslaw Sikorski, condemned Russia.")
+    mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2024, 1, 10)}]))
+    got = mentions.select("source_actor", "source_code", "target_actor", "target_code").rows()
+    assert got == [("Olaf Scholz", "DEU", "Donald Tusk", "POL"), ("China", "CHN", "Russia", "RUS"),
+                   ("Radoslaw Sikorski", "POL", "Russia", "RUS")]
+
+
 def test_markers_before_a_fronted_source_do_not_set_the_modality() -> None:
     body = ("Without warning, Russia attacked Ukraine. As expected, Russia attacked Georgia. "
             "In a move that no one expected, Russia attacked Moldova. Russia did not attack Finland.")
