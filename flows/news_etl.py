@@ -294,13 +294,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
             raise validate.DataQualityError(
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
                 + "\n  ".join(validated.critical_failures))
-        stories = validated.tables["stories"]
-        if validated.tables["articles"].height < tables["articles"].height:  # quarantined articles leave their
-            stories = dedup.refresh_stories(validated.tables["articles"], stories)  # stories and the dedup index
-            gone = tables["articles"].join(validated.tables["articles"], on="article_id", how="anti")
-            index = dedup.without_articles(index, gone)
-        tables = {**validated.tables, "stories": stories,
-                  "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
+        kept, index = assemble.without_quarantined(tables, validated.tables, index)
+        tables = {**kept, "dq_results": assemble.stack(tables["dq_results"], validated.dq_results),
                   "quarantine": assemble.stack(tables["quarantine"], validated.quarantine)}
         replace, append = assemble.split_appends(stored, tables)
         index_replace, index_append = assemble.index_tables(index, rebuilt_index, tables["articles"],

@@ -7,7 +7,7 @@ from itertools import pairwise
 import numpy as np
 import polars as pl
 
-from tasks.dedup import DedupIndex
+from tasks.dedup import DedupIndex, refresh_stories, without_articles
 from tasks.extract import aggregate_events
 from tasks.ingest import is_unchanged
 
@@ -125,6 +125,20 @@ def assemble_tables(prior: dict[str, pl.DataFrame | None], new: dict[str, pl.Dat
         tables[name] = stack(prior.get(name), new[name])
     tables["manifest"] = manifest(prior.get("manifest"), new["ingest_log"])
     return tables
+
+
+def without_quarantined(before: dict[str, pl.DataFrame], kept: dict[str, pl.DataFrame], index: DedupIndex
+                        ) -> tuple[dict[str, pl.DataFrame], DedupIndex]:
+    """The tables validation kept (`kept`, from `before`) with what their quarantined rows counted taken out:
+    stories and events aggregated again from the articles and mentions left, and the dedup index without the
+    quarantined articles."""
+    tables = dict(kept)
+    if kept["articles"].height < before["articles"].height:
+        tables["stories"] = refresh_stories(kept["articles"], kept["stories"])
+        index = without_articles(index, before["articles"].join(kept["articles"], on="article_id", how="anti"))
+    if kept["event_mentions"].height < before["event_mentions"].height:
+        tables["events"] = aggregate_events(kept["event_mentions"])
+    return tables, index
 
 
 def split_appends(prior: dict[str, pl.DataFrame | None], tables: dict[str, pl.DataFrame]

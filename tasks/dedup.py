@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import NamedTuple
 
 import numba
@@ -48,6 +49,7 @@ from tasks.dedup_features import (
     tfidf_matrix,
 )
 from tasks.ids import stable_id_expr
+from tasks.validate import EARLIEST_DATE
 
 NEAR_JACCARD = 0.8
 STORY_THRESHOLD = 0.20
@@ -150,7 +152,7 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
 def build_index(articles: pl.DataFrame) -> DedupIndex:
     """The index of articles already assigned to stories, derived from their texts."""
     rows = articles.select("article_id", "content_hash", "published_date", "duplicate_of", "title").with_row_index()
-    reps = rows.sort("published_date", "article_id", nulls_last=True).unique("content_hash", keep="first",
+    reps = rows.sort(copy_order_date(), "article_id", nulls_last=True).unique("content_hash", keep="first",
                                                                               maintain_order=True)
     _, bands = shingle_sets(articles["body"], reps["index"].to_numpy())
     docs = rows.filter(pl.col("duplicate_of").is_null())
@@ -193,6 +195,14 @@ def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFra
     return _stories_table(pool, texts, stories)
 
 
+def copy_order_date() -> pl.Expr:
+    """The published date that orders copies (the first is the original): none when it is implausible (before
+    EARLIEST_DATE or after tomorrow), so an article that validation will quarantine for its date is not the one
+    its copies point to."""
+    published = pl.col("published_date")
+    return pl.when(published.is_between(EARLIEST_DATE.date(), date.today() + timedelta(days=1))).then(published)
+
+
 def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
     """Prior and new articles in copy order (earliest date, then smallest id) with a position index, and their
     texts: the inputs' bodies, not copied; the pool's `text_row` indexes them."""
@@ -213,7 +223,7 @@ def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> tuple[p
     pool = (
         pl.concat(frames, how="vertical_relaxed")
         .cast({c: t for c, t in BASE_SCHEMA.items() if c != "body"})
-        .sort("published_date", "article_id", nulls_last=True)
+        .sort(copy_order_date(), "article_id", nulls_last=True)
         .with_row_index("pos")
         .with_columns(pl.col("pos").cast(pl.Int64))
     )
@@ -561,6 +571,8 @@ def _candidate_pairs(blocks: pl.DataFrame) -> pl.DataFrame:
     entries = blocks.select("pos", "is_new", day=pl.col("published_date").cast(pl.Int64), key="block",
                             w="block_w").explode("key", "w").drop_nulls("key")
     entries = entries.join(entries.filter("is_new").select("key").unique(), on="key", how="semi")
+    if entries.is_empty():  # no new doc has a blocking key (an empty text): no pairs
+        return pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, "new_j": pl.Boolean})
     entries = entries.with_columns(
         pl.col("day").fill_null(NO_DAY), week=(pl.col("day") // DATE_WINDOW_DAYS).fill_null(NO_DAY)
     ).sort("key", "week")

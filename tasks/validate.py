@@ -63,8 +63,11 @@ KEYS = {
     "boilerplate": "article_id",
     "ingest_log": "source_file",
 }
+# Rows that go with a quarantined row: (table, column holding its key), in order. An article's copies come first, so
+# that their own rows go too.
 DEPENDENTS = {
-    "articles": [("event_mentions", "article_id"), ("quotes", "article_id"), ("boilerplate", "article_id")],
+    "articles": [("articles", "duplicate_of"), ("event_mentions", "article_id"), ("quotes", "article_id"),
+                 ("boilerplate", "article_id")],
     "events": [("event_mentions", "event_id")],
 }
 # A parent row left with none of its children after quarantine is quarantined too: (parent, child, key).
@@ -622,32 +625,31 @@ def validate_tables(
 def quarantine_rows(
     tables: dict[str, pl.DataFrame], failing: pl.DataFrame, run_id: str
 ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
-    """Move failing rows (`failing`: table_name, row position, expectation, reason) and rows that depend on them
-    out of their tables into quarantine records."""
+    """Move failing rows (`failing`: table_name, row position in `tables`, expectation, reason) and rows that
+    depend on them (see DEPENDENTS, EMPTIED_PARENTS) out of their tables into quarantine records."""
     reasons = failing.group_by("table_name", ROW, maintain_order=True).agg(
         pl.col("expectation").str.join("; "), pl.col("reason").str.join("; ")
     )
-    kept, records = dict(tables), []
+    kept = {name: frame.with_row_index(ROW) for name, frame in tables.items()}  # positions as GX reported them
+    records = []
     for table in tables:
         bad = reasons.filter(pl.col("table_name") == table).drop("table_name")
         if bad.is_empty():
             continue
-        frame = kept[table].with_row_index(ROW)
-        moved = frame.join(bad, on=ROW, how="inner").sort(ROW)
-        records.append(quarantine_records(moved.drop(ROW), table, run_id))
-        kept[table] = frame.filter(~pl.col(ROW).is_in(bad[ROW].implode())).drop(ROW)
+        moved = kept[table].join(bad, on=ROW, how="inner").sort(ROW)
+        records.append(quarantine_records(moved, table, run_id))
+        kept[table] = kept[table].filter(~pl.col(ROW).is_in(bad[ROW].implode()))
+        gone = moved[KEYS[table]]
         for child, key in DEPENDENTS.get(table, []):
-            is_orphan = pl.col(key).is_in(moved[KEYS[table]].implode())
-            orphans = (
-                kept[child]
-                .filter(is_orphan)
-                .with_columns(
-                    expectation=pl.lit("parent_quarantined"),
-                    reason=pl.lit(f"its {table} row (same {key}) was quarantined"),
-                )
-            )
-            records.append(quarantine_records(orphans, child, run_id))
+            is_orphan = pl.col(key).is_in(gone.implode()).fill_null(False)  # an original's duplicate_of is null
+            reason = (f"its original ({key}) was quarantined" if child == table
+                      else f"its {table} row (same {key}) was quarantined")
+            orphans = kept[child].filter(is_orphan)
+            records.append(quarantine_records(
+                orphans.with_columns(expectation=pl.lit("parent_quarantined"), reason=pl.lit(reason)), child, run_id))
             kept[child] = kept[child].filter(~is_orphan)
+            if child == table:
+                gone = pl.concat([gone, orphans[KEYS[table]]])
     for parent, child, key in EMPTIED_PARENTS:
         if kept[child].height == tables[child].height:
             continue
@@ -665,13 +667,14 @@ def quarantine_rows(
             )
         )
         kept[parent] = kept[parent].filter(~pl.col(key).is_in(emptied[key].implode()))
-    return pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *records]), kept
+    return pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *records]), {
+        name: frame.drop(ROW) for name, frame in kept.items()}
 
 
 def quarantine_records(rows: pl.DataFrame, table: str, run_id: str) -> pl.DataFrame:
     """Quarantine records for `rows` (a table's rows plus `expectation` and `reason` columns): which checks failed,
     why, and the whole row as JSON."""
-    columns = [c for c in rows.columns if c not in ("expectation", "reason")]
+    columns = [c for c in rows.columns if c not in ("expectation", "reason", ROW)]
     return rows.select(
         run_id=pl.lit(run_id, pl.String),
         table_name=pl.lit(table, pl.String),

@@ -1,8 +1,12 @@
 """Batching and the append-or-rewrite decision for load."""
 
+import datetime as dt
+
 import polars as pl
 
-from tasks.assemble import batches, concat, split_appends
+from tasks.assemble import batches, concat, split_appends, without_quarantined
+from tasks.dedup import DedupIndex
+from tasks.extract import aggregate_events
 
 
 def test_batches_cover_every_row_once_in_order():
@@ -37,3 +41,18 @@ def test_tables_that_only_gained_rows_are_appended_the_rest_rewritten():
 def test_full_refresh_rewrites_everything():
     tables = {"articles": pl.DataFrame({"article_id": ["a"]})}
     assert split_appends({}, tables) == (tables, {})
+
+
+def test_events_and_the_index_lose_what_quarantined_rows_counted():
+    mention = {"event_id": "e1", "story_id": "s1", "event_date": dt.date(2024, 4, 4), "source_actor": "Russia",
+               "source_code": "RUS", "event_type": "THREATEN", "event_mode": None, "target_actor": "Poland",
+               "target_code": "POL", "location": None, "negated": False, "sentence": "Russia threatened Poland.",
+               "confidence": 0.9, "sentence_index": 0, "char_start": 0, "char_end": 25}
+    mentions = pl.DataFrame([mention | {"article_id": a, "outlet": outlet} for a, outlet in (("a1", "A"), ("a2", "B"))])
+    articles = pl.DataFrame({"article_id": ["a1", "a2"], "story_id": ["s1", "s1"]})
+    before = {"articles": articles, "event_mentions": mentions, "events": aggregate_events(mentions)}
+    index = DedupIndex.empty()
+    kept, kept_index = without_quarantined(before, before | {"event_mentions": mentions.head(1)}, index)
+    assert before["events"].select("n_articles", "n_outlets").row(0) == (2, 2)
+    assert kept["events"].select("event_id", "n_articles", "n_outlets").rows() == [("e1", 1, 1)]
+    assert kept["articles"] is articles and kept_index is index  # no article left: stories and index unchanged

@@ -285,3 +285,20 @@ def test_tree_cut_numbers_clusters_like_scipy_fcluster() -> None:
         for cutoff in (0.2, 0.45, 0.5, 0.8):
             expected = fcluster(tree, t=cutoff, criterion="distance") - 1
             assert np.array_equal(_cut_tree(tree, n, cutoff), expected), (trial, cutoff)
+
+
+def test_a_new_text_without_blocking_keys_gets_its_own_story() -> None:
+    rows = {r["article_id"]: r for r in seed_rows()}
+    first, _, _ = assign_stories(frame([rows["000"], rows["002"]]))
+    new = frame([article("x", "", None, None, date(2024, 4, 5))])  # an empty text: no features, no pairs
+    out, stories, _ = assign_stories(new, prior=first, index=build_index(first))
+    assert out["story_id"].item() not in set(first["story_id"]) and stories.height == 3
+
+
+def test_an_implausible_date_does_not_make_a_text_the_original_of_its_copies() -> None:
+    body = seed_rows()[4]["body"]
+    out, _, _ = assign_stories(frame([article("old", body, None, None, date(1850, 3, 1)),
+                                      article("now", body, None, None, date(2022, 4, 16)),
+                                      article("later", body, None, None, date(2999, 1, 1))]))
+    copies = dict(zip(out["article_id"], out["duplicate_of"], strict=True))
+    assert copies == {"now": None, "old": "now", "later": "now"}

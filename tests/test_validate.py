@@ -514,3 +514,33 @@ def test_results_are_the_same_without_reused_gx_configurations(monkeypatch):
     for table, result in reused.gx_results.items():
         assert result.to_json_dict()["results"] == rebuilt.gx_results[table].to_json_dict()["results"]
     assert reused.quarantine.equals(rebuilt.quarantine)
+
+
+def test_copies_of_a_quarantined_original_go_with_it():
+    t = tables()
+    t["articles"] = t["articles"].with_columns(
+        body=pl.when(pl.col("article_id") == "a1").then(pl.lit(RESIDUAL)).otherwise(pl.col("body"))
+    )
+    result = run(t)
+    assert result.critical_failures == [] and result.tables["articles"].is_empty()
+    reasons = quarantine_reasons(result)
+    assert reasons[("articles", "a2")] == "its original (duplicate_of) was quarantined"
+    assert reasons[("quotes", "q1")] == "its articles row (same article_id) was quarantined"  # the copy's quote
+    assert reasons[("stories", "s1")] == "all its articles rows were quarantined"
+
+
+def test_a_failing_row_is_found_by_its_position_after_a_parents_rows_were_moved():
+    t = tables()
+    t["articles"] = pl.concat([t["articles"], t["articles"].head(1).with_columns(
+        article_id=pl.lit("a3"), content_hash=pl.lit("h3"), published_date=pl.lit(dt.date(2999, 1, 1)))])
+    mention = t["event_mentions"].head(1)
+    t["event_mentions"] = pl.concat([  # a3's mention comes first; a1's second one is dated after its article
+        mention.with_columns(article_id=pl.lit("a3")), t["event_mentions"],
+        mention.with_columns(event_date=pl.lit(dt.date(2024, 4, 9)))])
+    result = run(t)
+    assert result.critical_failures == []
+    moved = result.quarantine.filter(pl.col("table_name") == "event_mentions")["row_json"].map_elements(
+        lambda row: (json.loads(row)["article_id"], json.loads(row)["event_date"]), pl.Object).to_list()
+    assert sorted(moved) == [("a1", "2024-04-09"), ("a3", "2024-04-04")]
+    kept = result.tables["event_mentions"].select("article_id", "event_date").rows()
+    assert kept == [("a1", dt.date(2024, 4, 4)), ("a2", dt.date(2024, 4, 4))]
