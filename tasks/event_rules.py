@@ -544,14 +544,11 @@ def confidence() -> pl.Expr:
 
 
 def add_modality(ev: pl.DataFrame, flags: pl.DataFrame, n_tokens: pl.DataFrame) -> pl.DataFrame:
-    """Modality from markers in the cue's clause up to the cue (at most 12 tokens back, and not before a source
-    that precedes it: "Without warning, Russia attacked" is asserted), and the PLOVER type."""
+    """Modality from markers in the cue's clause up to the cue (at most 12 tokens back), and the PLOVER type."""
     counts = ["neg_before", "hyp_before", "intent_before", "cont_before", "unless_before", "deontic_before"]
     ev = with_token_values(ev, flags, pl.col("c_start") - 1, clause_start="last_brk")
-    subject = pl.when(pl.col("s_start") < pl.col("c_start")).then(pl.col("s_start"))
     ev = (
-        ev.with_columns(w_lo=pl.max_horizontal(pl.col("clause_start").fill_null(-1) + 1, pl.col("c_start") - 12, 0,
-                                               subject))
+        ev.with_columns(w_lo=pl.max_horizontal(pl.col("clause_start").fill_null(-1) + 1, pl.col("c_start") - 12, 0))
         .join(n_tokens, on="sid")
         .with_columns(last_ti=pl.col("n_tok") - 1)
     )

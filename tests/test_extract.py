@@ -287,15 +287,6 @@ def test_a_place_before_a_comma_is_not_a_persons_country_without_a_role() -> Non
                    ("Radoslaw Sikorski", "POL", "Russia", "RUS")]
 
 
-def test_markers_before_a_fronted_source_do_not_set_the_modality() -> None:
-    body = ("Without warning, Russia attacked Ukraine. As expected, Russia attacked Georgia. "
-            "In a move that no one expected, Russia attacked Moldova. Russia did not attack Finland.")
-    mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2024, 1, 10)}]))
-    got = mentions.select("event_type", "target_code", "modality", "negated").rows()
-    assert got == [("ASSAULT", "UKR", "asserted", False), ("ASSAULT", "GEO", "asserted", False),
-                   ("ASSAULT", "MDA", "asserted", False), ("ASSAULT", "FIN", "negated", True)]
-
-
 def test_modality_intent_and_negation() -> None:
     body = (
         "Finland will give Tanzania a grant of aid. Russia could attack Georgia. "
