@@ -139,7 +139,7 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
         .then(pl.coalesce(anchor, pub) + pl.duration(days=1))
         .otherwise(pub)
     )
-    planned = event_date > pub + pl.duration(days=1)
+    planned = (event_date > pub + pl.duration(days=1)).fill_null(False)
     event_date = pl.when(planned).then(pub).otherwise(event_date)
     precision = pl.when(~planned).then(precision)
     return frame.with_columns(

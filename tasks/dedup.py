@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import NamedTuple
 
 import numba
@@ -196,11 +196,10 @@ def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFra
 
 
 def copy_order_date() -> pl.Expr:
-    """The published date that orders copies (the first is the original): none when it is implausible (before
-    EARLIEST_DATE or after tomorrow), so an article that validation will quarantine for its date is not the one
-    its copies point to."""
+    """The published date that orders copies (the first is the original): none when validation would quarantine
+    it (before EARLIEST_DATE or after today), so such an article is not the one its copies point to."""
     published = pl.col("published_date")
-    return pl.when(published.is_between(EARLIEST_DATE.date(), date.today() + timedelta(days=1))).then(published)
+    return pl.when(published.is_between(EARLIEST_DATE.date(), date.today())).then(published)
 
 
 def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
