@@ -129,7 +129,7 @@ def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None, inde
                prior_stories: pl.DataFrame | None) -> tuple[dedup.Dedup, dedup.DedupIndex | None]:
     """Mark copies and group articles into stories; also returns the prior articles' index when it had to be
     rebuilt from their texts (`index` None: a warehouse written before the index was kept, or one whose
-    articles were superseded by a changed file)."""
+    articles were superseded by a changed or removed file)."""
     rebuilt = None
     if index is None and prior_articles is not None and prior_articles.height:
         rebuilt = index = dedup.build_index(prior_articles)
@@ -227,8 +227,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
              full_refresh: bool = False) -> dict[str, int]:
     """Turn the articles under `source_dir` into the warehouse at `warehouse_dir`; returns row counts per table.
 
-    Incremental by default: files already loaded (same content hash) are not re-read. `full_refresh` rebuilds
-    everything from the source folders.
+    Incremental by default: files already loaded from the same path (same content) are not re-read; removed files
+    withdraw their articles. `full_refresh` rebuilds everything from the source folders.
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -243,7 +243,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         raw, ingest_log = ingest_task(source_dirs, run_id, prior.get("manifest"))
         # Prior articles of files changed or removed are superseded; articles loaded before from files that stay
         # are exact repeats.
-        stored, prior = prior, assemble.prune_superseded(prior, ingest_log)
+        stored = prior
+        prior, orphaned_copies = assemble.prune_superseded(prior, ingest_log)
         raw, ingest_log = ingest.without_loaded_repeats(raw, ingest_log, prior.get("articles"))
         files = ingest_log.filter(pl.col("source_line").is_null())
         log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
@@ -254,6 +255,9 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         del raw
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         del cleaned  # the per-batch frames: dedup's memory peak comes next
+        if orphaned_copies is not None and orphaned_copies.height:  # their original is gone: they go through dedup
+            articles = assemble.concat([articles, orphaned_copies.select(
+                [c for c in articles.columns if c in orphaned_copies.columns])])
         log_stage("clean", articles=articles.height, boilerplate_spans=boilerplate.height)
         # Once articles were superseded the stories and the dedup index (its feature counts) are stale: both are
         # rebuilt from the remaining prior articles.
@@ -278,7 +282,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                "dq_results": pl.DataFrame(schema=validate.DQ_SCHEMA),
                "quarantine": pl.DataFrame(schema=validate.QUARANTINE_SCHEMA)}
         tables = assemble.assemble_tables(prior, new)
-        expected = validate.expected_article_count(prior.get("articles"), ingest_log)
+        expected = validate.expected_article_count(prior.get("articles"), ingest_log) + (
+            orphaned_copies.height if orphaned_copies is not None else 0)
         # Prior rows were validated when loaded (all are checked again once some were superseded).
         loaded = assemble.loaded_rows(prior) if none_superseded else None
         validated = validate_task(tables, run_id, expected, loaded)

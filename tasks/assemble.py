@@ -64,14 +64,20 @@ def superseded_articles(prior_articles: pl.DataFrame | None, ingest_log: pl.Data
     return prior_articles.filter(pl.col("source_file").is_in(replaced_files(ingest_log).implode()))["article_id"]
 
 
-def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataFrame) -> dict[str, pl.DataFrame | None]:
-    """Prior tables without the articles (and their rows) of files whose content changed and was re-read."""
+def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataFrame
+                     ) -> tuple[dict[str, pl.DataFrame | None], pl.DataFrame | None]:
+    """Prior tables without the articles (and their rows) of replaced files (see `replaced_files`), and the prior
+    copies of those articles, taken out of the prior articles to be deduplicated again with the new ones: their
+    original is gone. (A copy has no mentions or quotes; its boilerplate spans stay.)"""
     gone = superseded_articles(prior.get("articles"), ingest_log)
     if gone.is_empty():
-        return prior
-    return {name: frame.filter(~pl.col("article_id").is_in(gone.implode()))
-            if frame is not None and name in PER_ARTICLE_TABLES else frame
-            for name, frame in prior.items()}
+        return prior, None
+    articles = prior["articles"].filter(~pl.col("article_id").is_in(gone.implode()))
+    orphaned = pl.col("duplicate_of").is_in(gone.implode()).fill_null(False)
+    pruned = {name: frame.filter(~pl.col("article_id").is_in(gone.implode()))
+              if frame is not None and name in PER_ARTICLE_TABLES else frame
+              for name, frame in prior.items()}
+    return pruned | {"articles": articles.filter(~orphaned)}, articles.filter(orphaned)
 
 
 def loaded_rows(prior: dict[str, pl.DataFrame | None]) -> dict[str, int]:
@@ -105,8 +111,7 @@ def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFra
     the next run need not hash it) and the run that read it; a replaced file leaves it unless read anew."""
     prior = prior if prior is not None else pl.DataFrame(schema=MANIFEST_SCHEMA)
     files = ingest_log.filter(pl.col("source_line").is_null())
-    read = files.filter((pl.col("status") == "ok") & (~is_unchanged() | pl.col("source_file").is_in(
-        prior["source_file"].implode())))
+    read = files.filter(pl.col("status") == "ok")
     read = read.join(prior.select("source_file", read_by="run_id"), on="source_file", how="left",
                      maintain_order="left").with_columns(
         run_id=pl.when(is_unchanged()).then("read_by").otherwise("run_id")
@@ -130,14 +135,18 @@ def assemble_tables(prior: dict[str, pl.DataFrame | None], new: dict[str, pl.Dat
 def without_quarantined(before: dict[str, pl.DataFrame], kept: dict[str, pl.DataFrame], index: DedupIndex
                         ) -> tuple[dict[str, pl.DataFrame], DedupIndex]:
     """The tables validation kept (`kept`, from `before`) with what their quarantined rows counted taken out:
-    stories and events aggregated again from the articles and mentions left, and the dedup index without the
-    quarantined articles."""
+    stories and the events that lost mentions aggregated again from the articles and mentions left, and the dedup
+    index without the quarantined articles."""
     tables = dict(kept)
     if kept["articles"].height < before["articles"].height:
         tables["stories"] = refresh_stories(kept["articles"], kept["stories"])
         index = without_articles(index, before["articles"].join(kept["articles"], on="article_id", how="anti"))
     if kept["event_mentions"].height < before["event_mentions"].height:
-        tables["events"] = aggregate_events(kept["event_mentions"])
+        mention = ["event_id", "article_id", "sentence_index"]
+        touched = before["event_mentions"].join(kept["event_mentions"], on=mention, how="anti")["event_id"].unique()
+        is_touched = pl.col("event_id").is_in(touched.implode())
+        again = aggregate_events(kept["event_mentions"].filter(is_touched))
+        tables["events"] = pl.concat([kept["events"].filter(~is_touched), again], how="diagonal_relaxed")
     return tables, index
 
 

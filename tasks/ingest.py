@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import orjson
 import polars as pl
@@ -34,6 +34,7 @@ FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a 
 UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not read"
 UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
+REPEAT = "exact repeat of"  # how the reason of an article already read (in this or an earlier run) starts
 
 RAW_SCHEMA = {
     "article_id": pl.String,
@@ -80,7 +81,7 @@ class IngestResult:
         """Note an article as read; the rejection reason if an identical one (same id and text) was read before."""
         if article_id in self.seen:
             first_file, first_line = self.seen[article_id]
-            return f"exact repeat of {first_file}{f':{first_line}' if first_line else ''} (same id and text)"
+            return f"{REPEAT} {first_file}{f':{first_line}' if first_line else ''} (same id and text)"
         self.seen[article_id] = (source_file, line)
         return None
 
@@ -130,9 +131,14 @@ def discover_files(source_dirs: list[str | Path]) -> list[Path]:
             found.append(root)
             continue
         walked: set[str] = set()
-        for folder, dirs, files in os.walk(root, followlinks=True):
+
+        def unlisted(err: OSError) -> None:
+            """A folder that cannot be listed is listed itself, so that the log reports it."""
+            found.append(Path(err.filename))
+
+        for folder, dirs, files in os.walk(root, followlinks=True, onerror=unlisted):
             real = os.path.realpath(folder)
-            dirs[:] = [] if real in walked else [d for d in dirs if not d.startswith(".")]
+            dirs[:] = [] if real in walked else sorted(d for d in dirs if not d.startswith("."))
             if real not in walked:
                 walked.add(real)
                 found.extend(Path(folder, name) for name in files if not name.startswith("."))
@@ -371,7 +377,8 @@ class Loaded:
 def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:
     """Read one file into `result`: its articles and exactly one file-level log row. A file whose size and
     modification time match those loaded from its path is not read at all; one whose content hash matches is not
-    parsed. (The same content at another path is read: that is a copy, for dedup to find.)"""
+    parsed. (The same content at another path is read: its articles are copies for dedup to find, or exact repeats
+    when they have the same ids.)"""
     source_file = printable_path(path)
     fmt = ARTICLE_SUFFIXES.get(path.suffix.lower())
     log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
@@ -380,7 +387,8 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         status = path.stat()
         log["file_bytes"], log["file_mtime_ns"] = status.st_size, status.st_mtime_ns
         if not stat.S_ISREG(status.st_mode):
-            result.log.append({**log, "status": "error", "reason": "not a regular file", "n_articles": 0})
+            reason = "folder could not be listed" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+            result.log.append({**log, "status": "error", "reason": reason, "n_articles": 0})
             return
         if loaded.stats.get(source_file) == (status.st_size, status.st_mtime_ns):
             result.log.append({**log, "file_hash": loaded.hashes[source_file], "status": "ok", "n_articles": 0,
@@ -439,14 +447,23 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
         for path in files:
             read_file(path, ingested_at, run_id, result, loaded)
             result.flush(min_rows=FLUSH_ROWS)
-    found = {printable_path(path) for path in files}
-    folders = tuple(printable_path(Path(source)) + "/" for source in source_dirs)
-    for source_file in sorted(p for p in loaded.hashes if p not in found and p.startswith(folders)):
+    for source_file in sorted(removed_files(loaded, source_dirs, files)):
         result.log.append({"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
                            "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()),
                            "file_bytes": None, "file_mtime_ns": None, "file_hash": loaded.hashes[source_file],
                            "run_id": run_id, "logged_at": ingested_at})
     return result.frames()
+
+
+def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Path]) -> list[str]:
+    """Files earlier runs loaded from under these source folders that were not found now: only under folders that
+    exist and were listed (an unmounted share or an unreadable folder removes nothing)."""
+    found = {printable_path(path) for path in files}
+    roots = [PurePosixPath(printable_path(Path(source))) for source in source_dirs if Path(source).is_dir()]
+    unlisted = [PurePosixPath(printable_path(path)) for path in files if path.is_dir()]
+    return [path for path in loaded.hashes if path not in found
+            and any(PurePosixPath(path).is_relative_to(root) for root in roots)
+            and not any(PurePosixPath(path).is_relative_to(folder) for folder in unlisted)]
 
 
 def is_unchanged() -> pl.Expr:
@@ -466,7 +483,7 @@ def without_loaded_repeats(raw: pl.DataFrame, log: pl.DataFrame, loaded_articles
     if repeats.is_empty():
         return raw, log
     repeats = repeats.with_columns(reason=pl.format(
-        "exact repeat of {}{} (same id and text)", "first_file",
+        REPEAT + " {}{} (same id and text)", "first_file",
         pl.when(pl.col("first_line").is_not_null()).then(pl.format(":{}", "first_line")).otherwise(pl.lit(""))))
     files = log.filter(pl.col("source_line").is_null())
     per_file = repeats.group_by("source_file").agg(n_repeats=pl.len(), whole=pl.col("source_line").is_null().all(),

@@ -230,3 +230,23 @@ def test_a_missing_source_folder_fails_the_run_at_once_without_retries(tmp_path,
     with pytest.raises(FileNotFoundError, match="does not exist"):
         news_etl(source_dir=str(tmp_path / "missing"), warehouse_dir=str(tmp_path / "wh"))
     assert len(calls) == 1
+
+
+def test_copies_of_a_removed_original_are_deduplicated_again_and_extracted(seeded, tmp_path):
+    root, _ = seeded
+    src, wh, rebuilt = tmp_path / "src", tmp_path / "wh", tmp_path / "rebuilt"
+    shutil.copytree(root / "seeds", src)
+    original = src / "004_dd3f107e0edbb5a5.txt"
+    (src / "104_copy.txt").write_text(original.read_text())
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    copy = load.read_table(wh, "articles").filter(pl.col("source_id") == "104_copy.txt")
+    assert copy["duplicate_of"].item() is not None  # a copy of 004, not extracted
+    original.unlink()
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))  # used to fail: the copy pointed at a withdrawn article
+    news_etl(source_dir=str(src), warehouse_dir=str(rebuilt), full_refresh=True)
+    incremental, full = snapshot(wh), snapshot(rebuilt)
+    assert incremental["articles"].filter(pl.col("source_id") == "104_copy.txt")["duplicate_of"].item() is None
+    assert sorted(incremental["articles"]["article_id"]) == sorted(full["articles"]["article_id"])
+    assert story_partition(incremental["articles"]) == story_partition(full["articles"])
+    for table, key in [("event_mentions", "article_id"), ("quotes", "quote_id"), ("boilerplate", "article_id")]:
+        assert sorted(incremental[table][key]) == sorted(full[table][key]), table

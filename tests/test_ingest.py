@@ -312,3 +312,24 @@ def test_the_same_content_at_another_path_is_read_not_skipped(tmp_path):
     raw, log = ingest_sources([tmp_path], run_id="r2", manifest=first)
     assert sorted(raw["source_id"]) == ["a.txt", "c.txt"]
     assert log.filter(pl.col("source_file").str.ends_with("b.txt"))["reason"].item().startswith("unchanged")
+
+
+def test_files_are_removed_only_from_a_source_folder_that_is_there(tmp_path, monkeypatch):
+    from tasks.assemble import manifest
+
+    share, work = tmp_path / "share", tmp_path / "work"
+    share.mkdir()
+    work.mkdir()
+    (share / "a.txt").write_text("Story a says the minister resigned on Monday after the vote.")
+    (work / "b.txt").write_text("Story b says the minister stayed on Tuesday after the vote.")
+    (work / "c.txt").write_text("Story c says the minister left on Wednesday after the vote.")
+    (tmp_path / "mounted").symlink_to(share, target_is_directory=True)
+    monkeypatch.chdir(work)
+    _, first = ingest_sources([tmp_path / "mounted", "."], run_id="r1")
+    (share / "a.txt").unlink()
+    share.rmdir()  # the share is gone: its link is broken, which says nothing about its files
+    (work / "c.txt").unlink()
+    _, second = ingest_sources([tmp_path / "mounted", "."], run_id="r2", manifest=manifest(None, first))
+    rows = {Path(f).name: (s, r) for f, s, r in second.select("source_file", "status", "reason").iter_rows()}
+    assert rows["c.txt"][0] == "removed" and "a.txt" not in rows
+    assert rows["mounted"] == ("error", f"broken symbolic link (to {share})")
