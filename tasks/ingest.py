@@ -30,6 +30,7 @@ BINARY_SNIFF_BYTES = 8192
 CP1252_FALLBACK = "newsetl-cp1252"  # codec error handler: bytes that are not UTF-8 are read as cp1252
 META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 CHARSET_SNIFF_BYTES = 4096
+HTML_DOCUMENT = re.compile(r"<(?:html|head|body)\b", re.IGNORECASE)
 FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a polars frame
 UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not read"
 UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
@@ -216,7 +217,7 @@ def html_to_text(html: str, meta: dict) -> tuple[str, dict]:
     """Main text and metadata of an HTML page via trafilatura; given metadata wins over the page's own."""
     import trafilatura
 
-    if "html" not in html[:50].lower():  # trafilatura drops such input when it is a fragment (one top element)
+    if not HTML_DOCUMENT.search(html[:CHARSET_SNIFF_BYTES]):  # a fragment, which trafilatura may drop
         html = f"<html><body>{html}</body></html>"
     # Dates come from the page's metadata only: its extensive search takes copyright years and dates in the text.
     doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, favor_recall=True,

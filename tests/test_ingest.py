@@ -333,3 +333,13 @@ def test_files_are_removed_only_from_a_source_folder_that_is_there(tmp_path, mon
     rows = {Path(f).name: (s, r) for f, s, r in second.select("source_file", "status", "reason").iter_rows()}
     assert rows["c.txt"][0] == "removed" and "a.txt" not in rows
     assert rows["mounted"] == ("error", f"broken symbolic link (to {share})")
+
+
+def test_a_whole_html_page_after_a_long_comment_keeps_its_metadata(tmp_path):
+    story = "Leaders met in Rome on Monday to agree on aid for the flooded villages in the north. " * 3
+    page = ("<!-- saved from a browser, with a comment longer than fifty characters -->\n<html><head>"
+            '<meta property="og:site_name" content="Rome Daily"><title>Aid agreed</title></head>'
+            f"<body><article><p>{story}</p></article></body></html>")
+    (tmp_path / "a.html").write_text(page)
+    raw, _ = ingest_sources([tmp_path], run_id="r1")
+    assert raw.select("meta_outlet", "meta_title").row(0) == ("Rome Daily", "Aid agreed")
