@@ -85,6 +85,9 @@ MARKER_WORDS = {  # lower-case words counted by `token_flags`, by flag
 # an `objects` entry met by any direct object: a name or a definite determiner right after the verb
 DIRECT_OBJECT = "@object"
 OBJECT_DETERMINERS = ["the", "its", "their", "his", "her"]
+# what one strikes without attacking it ("struck the deal", "struck their first agreement")
+STRUCK_AGREEMENTS = ["deal", "deals", "agreement", "agreements", "accord", "pact", "bargain", "compromise", "balance",
+                     "tone", "note", "chord"]
 NOUN_MARKERS = ["a", "an", "the", "its", "their", "his", "her", "our", "of", "this", "that", "any", "such"]
 OBJECT_WINDOW = 8
 
@@ -179,7 +182,9 @@ def match_cues(tokens: pl.DataFrame) -> pl.DataFrame:
         & ~pl.col("cue_text").str.contains(r"^\p{Lu}")
         & ~pl.col("w0").is_in([*MONTHS, *WEEKDAYS])
     )
-    direct_object = (pl.col("objects") == DIRECT_OBJECT) & (named_object | pl.col("w0").is_in(OBJECT_DETERMINERS))
+    determined = pl.col("w0").is_in(OBJECT_DETERMINERS) & ~pl.any_horizontal(
+        pl.col(w).is_in(STRUCK_AGREEMENTS) for w in ("w1", "w2")).fill_null(False)
+    direct_object = (pl.col("objects") == DIRECT_OBJECT) & (named_object | determined)
     found = needs.filter(pl.any_horizontal([pl.col(w) == pl.col("objects") for w in window]) | direct_object)
     valid_ids = found.select("sid", "start", "cue_id").unique()
     plain = hits.filter(pl.col("objects").list.len() == 0).select("sid", "start", "cue_id")

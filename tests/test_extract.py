@@ -485,6 +485,14 @@ def test_military_strikes_are_assaults_and_walkouts_protests() -> None:
     ]
 
 
+def test_striking_a_deal_is_no_attack() -> None:
+    sentences = ["Poland and Ukraine struck the deal on grain.", "Germany and France struck their first agreement.",
+                 "Russia struck the port of Odesa."]
+    mentions, _ = extract_events(article_frame([{"body": s} for s in sentences]))
+    got = dict(mentions.select("article_id", "event_type").iter_rows())
+    assert got.get("a0") != "ASSAULT" and got.get("a1") != "ASSAULT" and got["a2"] == "ASSAULT"
+
+
 def test_speaker_after_quote_with_titles_or_appositive() -> None:
     bodies = [
         "“We will respond,” said NATO Secretary General Jens Stoltenberg.",
