@@ -35,6 +35,7 @@ FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a 
 UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not read"
 UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
+UNLISTED = "folder could not be listed"
 REPEAT = "exact repeat of"  # how the reason of an article already read (in this or an earlier run) starts
 
 RAW_SCHEMA = {
@@ -388,7 +389,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         status = path.stat()
         log["file_bytes"], log["file_mtime_ns"] = status.st_size, status.st_mtime_ns
         if not stat.S_ISREG(status.st_mode):
-            reason = "folder could not be listed" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+            reason = UNLISTED if stat.S_ISDIR(status.st_mode) else "not a regular file"
             result.log.append({**log, "status": "error", "reason": reason, "n_articles": 0})
             return
         if loaded.stats.get(source_file) == (status.st_size, status.st_mtime_ns):
@@ -448,7 +449,8 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
         for path in files:
             read_file(path, ingested_at, run_id, result, loaded)
             result.flush(min_rows=FLUSH_ROWS)
-    for source_file in sorted(removed_files(loaded, source_dirs, files)):
+    unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
+    for source_file in sorted(removed_files(loaded, source_dirs, files, unlisted)):
         result.log.append({"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
                            "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()),
                            "file_bytes": None, "file_mtime_ns": None, "file_hash": loaded.hashes[source_file],
@@ -456,12 +458,12 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     return result.frames()
 
 
-def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Path]) -> list[str]:
+def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Path], unlisted: list[str]
+                  ) -> list[str]:
     """Files earlier runs loaded from under these source folders that were not found now: only under folders that
-    exist and were listed (an unmounted share or an unreadable folder removes nothing)."""
+    exist and were listed (an unmounted share or an `unlisted` folder removes nothing)."""
     found = {printable_path(path) for path in files}
     roots = [PurePosixPath(printable_path(Path(source))) for source in source_dirs if Path(source).is_dir()]
-    unlisted = [PurePosixPath(printable_path(path)) for path in files if path.is_dir()]
     return [path for path in loaded.hashes if path not in found
             and any(PurePosixPath(path).is_relative_to(root) for root in roots)
             and not any(PurePosixPath(path).is_relative_to(folder) for folder in unlisted)]

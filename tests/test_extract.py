@@ -313,6 +313,14 @@ def test_location_from_place_phrase() -> None:
 # --- dates ----------------------------------------------------------------------------------------------------
 
 
+def dated_sentences(texts: list[str], published: dt.date | None) -> pl.DataFrame:
+    """`resolve_dates` over the sentences of one article published on `published`."""
+    frame = pl.DataFrame(
+        {"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))), "sentence": texts}
+    )
+    return resolve_dates(frame.with_columns(published_date=pl.lit(published, pl.Date)))
+
+
 def test_date_resolution() -> None:
     texts = [
         "Morawiecki visited Kyiv on Tuesday.",
@@ -323,10 +331,7 @@ def test_date_resolution() -> None:
         "He left on 3 January 2020.",
         "Nothing dated here.",
     ]
-    frame = pl.DataFrame(
-        {"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))), "sentence": texts}
-    )
-    dated = resolve_dates(frame.with_columns(published_date=pl.lit(dt.date(2024, 7, 19))))
+    dated = dated_sentences(texts, dt.date(2024, 7, 19))
     assert dated["event_date"].to_list() == [
         dt.date(2024, 7, 16),
         dt.date(2024, 7, 19),
@@ -337,8 +342,9 @@ def test_date_resolution() -> None:
         dt.date(2024, 7, 19),
     ]
     assert dated["date_precision"][4] == "month"
-    undated = resolve_dates(frame.with_columns(published_date=pl.lit(None, pl.Date)))
+    undated = dated_sentences(texts, None)
     assert undated["event_date"].to_list() == [None, None, None, None, dt.date(2024, 3, 1), dt.date(2020, 1, 3), None]
+    assert undated["date_precision"][4] == "month"
 
 
 def test_dates_bounding_a_period_are_not_event_dates() -> None:
@@ -351,11 +357,8 @@ def test_dates_bounding_a_period_are_not_event_dates() -> None:
         "Troops have been deployed since March 2024.",
         "The unit was bought from Acme in March.",
     ]
-    frame = pl.DataFrame(
-        {"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))), "sentence": texts}
-    )
     published = dt.date(2024, 5, 8)  # a Wednesday
-    dated = resolve_dates(frame.with_columns(published_date=pl.lit(published)))
+    dated = dated_sentences(texts, published)
     monday, tuesday, march = dt.date(2024, 5, 6), dt.date(2024, 5, 7), dt.date(2024, 3, 1)
     assert dated["event_date"].to_list() == [monday, tuesday, *[published] * 4, march]
     assert dated["date_precision"].to_list() == ["day"] * 6 + ["month"]
@@ -370,11 +373,8 @@ def test_event_dates_are_never_past_the_day_after_publication_and_from_bounds_on
         "Fighting raged from March 1 to March 5.",
         "The talks resume on May 9.",  # the day after publication is allowed (a dateline's time zone)
     ]
-    frame = pl.DataFrame(
-        {"article_id": ["a"] * len(texts), "sentence_index": list(range(len(texts))), "sentence": texts}
-    )
     published = dt.date(2024, 5, 8)
-    dated = resolve_dates(frame.with_columns(published_date=pl.lit(published)))
+    dated = dated_sentences(texts, published)
     assert dated["event_date"].to_list() == [
         dt.date(2023, 5, 12), dt.date(2023, 11, 11), published, published, published, dt.date(2024, 5, 9)]
     assert dated["date_precision"].to_list() == ["day"] * 6
