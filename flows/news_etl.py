@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Generator
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -111,10 +112,13 @@ def read_prior(warehouse_dir: str, full_refresh: bool) -> dict[str, pl.DataFrame
     return {name: load.read_table(warehouse_dir, name) for name in names}
 
 
-@task(name="ingest", **IO_RETRIES, timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
-def ingest_task(source_dirs: list[str], run_id: str, manifest: pl.DataFrame | None):
-    """Read new or changed input files."""
-    return ingest.ingest_sources(source_dirs, run_id, manifest)
+# Not retried: a retry would yield the files read so far again. A file that cannot be read is logged as an error
+# and read again next run.
+@task(name="ingest", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
+def ingest_task(source_dirs: list[str], run_id: str, manifest: pl.DataFrame | None
+                ) -> Generator[pl.DataFrame, None, pl.DataFrame]:
+    """Read new or changed input files, yielding their raw articles as they are read; returns the ingest log."""
+    return (yield from ingest.read_sources(source_dirs, run_id, manifest))
 
 
 # clean and extract run per batch in the task runner's worker threads, where Prefect cannot enforce a timeout.
@@ -240,21 +244,30 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
         prior = read_prior(warehouse_dir, full_refresh)
         log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
-        raw, ingest_log = ingest_task(source_dirs, run_id, prior.get("manifest"))
+        # Each batch is cleaned as soon as ingest has read it, while ingest (single-threaded Python) reads on.
+        batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
+        cleaning = []
+        ingest_log = ingest.drain(
+            assemble.rebatched(ingest_task(source_dirs, run_id, prior.get("manifest")), batch_rows, batch_bytes,
+                               "raw_text"),
+            lambda raw: cleaning.append(clean_task.submit(raw)))
+        files = ingest_log.filter(pl.col("source_line").is_null())
+        log_stage("ingest", "cleaning meanwhile", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
+                  unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
+                  rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()),
+                  articles=int(files["n_articles"].sum()))
         # Prior articles of files changed or removed are superseded; articles loaded before from files that stay
         # are exact repeats.
         stored = prior
         prior, orphaned_copies = assemble.prune_superseded(prior, ingest_log)
-        raw, ingest_log = ingest.without_loaded_repeats(raw, ingest_log, prior.get("articles"))
-        files = ingest_log.filter(pl.col("source_line").is_null())
-        log_stage("ingest", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
-                  unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
-                  rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()), articles=raw.height)
-        batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
-        cleaned = clean_task.map(assemble.batches(raw, batch_rows, batch_bytes, "raw_text")).result()
-        del raw
+        cleaned = [future.result() for future in cleaning]
+        cleaning.clear()  # the futures hold each batch's result
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         del cleaned  # the per-batch frames: dedup's memory peak comes next
+        cleaned_rows = articles.height
+        articles, ingest_log = ingest.without_loaded_repeats(articles, ingest_log, prior.get("articles"))
+        if articles.height < cleaned_rows:
+            boilerplate = boilerplate.join(articles.select("article_id"), on="article_id", how="semi")
         if orphaned_copies is not None and orphaned_copies.height:  # their original is gone: they go through dedup
             articles = assemble.concat([articles, orphaned_copies.select(
                 [c for c in articles.columns if c in orphaned_copies.columns])])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from itertools import pairwise
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -41,6 +43,26 @@ def batches(frame: pl.DataFrame, max_rows: int, max_bytes: int | None = None,
             fits = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + max_bytes, side="right"))
             bounds.append(min(max(fits, start + 1), start + max_rows))
     return [frame.slice(start, end - start) for start, end in pairwise(bounds)] or [frame]
+
+
+R = TypeVar("R")  # what a stream returns when it ends
+
+
+def rebatched(frames: Generator[pl.DataFrame, None, R], max_rows: int, max_bytes: int, text_column: str
+              ) -> Generator[pl.DataFrame, None, R]:
+    """The frames of a stream cut into the batches `batches` would cut from all of them at once, each yielded as
+    soon as it is complete; returns what the stream returns."""
+    pending: pl.DataFrame | None = None
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration as end:
+            if pending is not None:
+                yield pending
+            return end.value
+        pending = frame if pending is None else pl.concat([pending, frame], rechunk=False)
+        *complete, pending = batches(pending, max_rows, max_bytes, text_column)
+        yield from complete
 
 
 def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -9,7 +9,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,6 +112,11 @@ class IngestResult:
         if len(self.columns["article_id"]) >= min_rows:
             self.pieces.append(pl.DataFrame(self.columns, schema=RAW_SCHEMA))
             self.columns = {name: [] for name in RAW_SCHEMA}
+
+    def take_pieces(self) -> list[pl.DataFrame]:
+        """The frames flushed so far, handed over (no longer held here)."""
+        pieces, self.pieces = self.pieces, []
+        return pieces
 
     def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(raw_articles, ingest_log)."""
@@ -434,9 +439,10 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
     result.log.append({**log, "status": "ok", "reason": note, "n_articles": n})
 
 
-def ingest_sources(source_dirs: list[str | Path], run_id: str,
-                   manifest: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read every file under the source folders into (raw_articles, ingest_log).
+def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFrame | None = None
+                 ) -> Generator[pl.DataFrame, None, pl.DataFrame]:
+    """Read every file under the source folders, yielding the raw articles as they are read (a frame at a time, at
+    least one, possibly empty, so later stages can start meanwhile) and returning the ingest log.
 
     Files the `manifest` lists as loaded by an earlier run are logged but not re-read: without even reading
     them when size and modification time match those of the same path, else when its content hash does.
@@ -445,17 +451,43 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     ingested_at = datetime.now(UTC).replace(microsecond=0)
     result = IngestResult()
     files = discover_files(source_dirs)
+    yielded = False
     with cyclic_gc_paused():
         for path in files:
             read_file(path, ingested_at, run_id, result, loaded)
             result.flush(min_rows=FLUSH_ROWS)
+            for piece in result.take_pieces():
+                yielded = True
+                yield piece
+    raw, log = result.frames()
+    if raw.height or not yielded:
+        yield raw
     unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
-    for source_file in sorted(removed_files(loaded, source_dirs, files, unlisted)):
-        result.log.append({"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
-                           "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()),
-                           "file_bytes": None, "file_mtime_ns": None, "file_hash": loaded.hashes[source_file],
-                           "run_id": run_id, "logged_at": ingested_at})
-    return result.frames()
+    removed = [{"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
+                "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()), "file_bytes": None,
+                "file_mtime_ns": None, "file_hash": loaded.hashes[source_file], "run_id": run_id,
+                "logged_at": ingested_at}
+               for source_file in sorted(removed_files(loaded, source_dirs, files, unlisted))]
+    return pl.concat([log, pl.DataFrame(removed, schema=LOG_SCHEMA)])
+
+
+def drain(stream: Generator[pl.DataFrame, None, pl.DataFrame], consume: Callable[[pl.DataFrame], object]
+          ) -> pl.DataFrame:
+    """Pass each frame a stream such as `read_sources` yields to `consume`; returns what the stream returns."""
+    while True:
+        try:
+            frame = next(stream)
+        except StopIteration as end:
+            return end.value
+        consume(frame)
+
+
+def ingest_sources(source_dirs: list[str | Path], run_id: str,
+                   manifest: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """All of `read_sources` at once: (raw_articles, ingest_log)."""
+    pieces: list[pl.DataFrame] = []
+    log = drain(read_sources(source_dirs, run_id, manifest), pieces.append)
+    return pl.concat(pieces, rechunk=False), log
 
 
 def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Path], unlisted: list[str]
@@ -474,17 +506,17 @@ def is_unchanged() -> pl.Expr:
     return pl.col("reason").is_in([UNCHANGED_BY_TIME, UNCHANGED_BY_HASH]).fill_null(False)
 
 
-def without_loaded_repeats(raw: pl.DataFrame, log: pl.DataFrame, loaded_articles: pl.DataFrame | None
+def without_loaded_repeats(articles: pl.DataFrame, log: pl.DataFrame, loaded_articles: pl.DataFrame | None
                            ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`raw` without the articles an earlier run loaded from another file that stays (same id, so the same source
-    id and text), and `log` saying so as for a repeat within the run: a JSONL line gets a quarantined row and
-    its file's count drops; a one-article file is quarantined itself."""
-    if loaded_articles is None or raw.is_empty():
-        return raw, log
+    """`articles` (raw or cleaned) without those an earlier run loaded from another file that stays (same id, so
+    the same source id and text), and `log` saying so as for a repeat within the run: a JSONL line gets a
+    quarantined row and its file's count drops; a one-article file is quarantined itself."""
+    if loaded_articles is None or articles.is_empty():
+        return articles, log
     first = loaded_articles.select("article_id", first_file="source_file", first_line="source_line")
-    repeats = raw.select("article_id", "source_file", "source_line").join(first, on="article_id")
+    repeats = articles.select("article_id", "source_file", "source_line").join(first, on="article_id")
     if repeats.is_empty():
-        return raw, log
+        return articles, log
     repeats = repeats.with_columns(reason=pl.format(
         REPEAT + " {}{} (same id and text)", "first_file",
         pl.when(pl.col("first_line").is_not_null()).then(pl.format(":{}", "first_line")).otherwise(pl.lit(""))))
@@ -500,8 +532,8 @@ def without_loaded_repeats(raw: pl.DataFrame, log: pl.DataFrame, loaded_articles
         files.drop("source_line", "status", "reason", "n_articles"), on="source_file"
     ).with_columns(status=pl.lit("quarantined"), n_articles=pl.lit(0, pl.Int64)).select(log.columns)
     merged = pl.concat([files, log.filter(pl.col("source_line").is_not_null()), lines])
-    return raw.join(repeats, on="article_id", how="anti"), merged.sort("source_file", "source_line", nulls_last=False,
-                                                                       maintain_order=True)
+    return articles.join(repeats, on="article_id", how="anti"), merged.sort(
+        "source_file", "source_line", nulls_last=False, maintain_order=True)
 
 
 @contextmanager

@@ -4,9 +4,10 @@ import datetime as dt
 
 import polars as pl
 
-from tasks.assemble import batches, concat, split_appends, without_quarantined
+from tasks.assemble import batches, concat, rebatched, split_appends, without_quarantined
 from tasks.dedup import DedupIndex
 from tasks.extract import aggregate_events
+from tasks.ingest import drain
 
 
 def test_batches_cover_every_row_once_in_order():
@@ -25,6 +26,22 @@ def test_batches_hold_at_most_max_bytes_of_text_and_a_longer_article_alone():
     assert concat(parts).equals(frame)
     assert [p.height for p in batches(frame, 2, max_bytes=1000, text_column="body")] == [2, 2, 2, 1]
     assert [p.height for p in batches(frame.clear(), 3, max_bytes=8, text_column="body")] == [0]
+
+
+def test_a_stream_is_rebatched_as_the_whole_frame_would_be_and_keeps_its_return_value():
+    texts = ["a" * 5, "b" * 3, "c" * 20, "d", None, "e" * 4, "f" * 8, "g", "h" * 7, "i" * 2]
+    frame = pl.DataFrame({"article_id": [str(i) for i in range(len(texts))], "body": texts})
+
+    def stream(cuts):
+        for start, end in zip([0, *cuts], [*cuts, frame.height], strict=True):
+            yield frame.slice(start, end - start)
+        return "log"
+
+    whole = [p["article_id"].to_list() for p in batches(frame, 3, max_bytes=8, text_column="body")]
+    for cuts in ([], [1], [2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9], [4, 9]):
+        parts = []
+        assert drain(rebatched(stream(cuts), 3, 8, "body"), parts.append) == "log"
+        assert [p["article_id"].to_list() for p in parts] == whole, cuts
 
 
 def test_tables_that_only_gained_rows_are_appended_the_rest_rewritten():

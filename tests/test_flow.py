@@ -225,8 +225,8 @@ def test_a_missing_source_folder_fails_the_run_at_once_without_retries(tmp_path,
     import tasks.ingest
 
     calls = []
-    real = tasks.ingest.ingest_sources
-    monkeypatch.setattr(tasks.ingest, "ingest_sources", lambda *args: calls.append(args) or real(*args))
+    real = tasks.ingest.read_sources
+    monkeypatch.setattr(tasks.ingest, "read_sources", lambda *args: calls.append(args) or real(*args))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         news_etl(source_dir=str(tmp_path / "missing"), warehouse_dir=str(tmp_path / "wh"))
     assert len(calls) == 1

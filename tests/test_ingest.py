@@ -92,6 +92,22 @@ def test_file_that_disappears_mid_run_is_an_error_and_the_rest_loads(tmp_path, m
     assert "disappeared" in log_of(log, "a.txt")[0]["reason"]
 
 
+def test_articles_are_yielded_file_by_file_before_later_files_are_read(tmp_path):
+    import tasks.ingest as ingest
+
+    for name in ("a.jsonl", "b.jsonl"):
+        (tmp_path / name).write_text(json.dumps({"id": name, "text": "NATO ministers met in Brussels."}) + "\n")
+    stream = ingest.read_sources([tmp_path], run_id="r1")
+    first = next(stream)
+    assert first["source_id"].to_list() == ["a.jsonl"]
+    (tmp_path / "b.jsonl").unlink()  # not read yet
+    rest = []
+    log = ingest.drain(stream, rest.append)
+    assert sum(frame.height for frame in rest) == 0
+    assert log_of(log, "b.jsonl")[0]["status"] == "error" and "disappeared" in log_of(log, "b.jsonl")[0]["reason"]
+    assert log_of(log, "a.jsonl")[0]["n_articles"] == 1
+
+
 def test_unchanged_files_are_logged_but_not_reread():
     _, first = ingest_sources([SEEDS], run_id="r1")
     raw, log = ingest_sources([SEEDS], run_id="r2", manifest=first.head(3).select("source_file", "file_hash"))
