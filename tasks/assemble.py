@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from contextlib import closing
 from itertools import pairwise
 from typing import TypeVar
 
@@ -53,16 +54,17 @@ def rebatched(frames: Generator[pl.DataFrame, None, R], max_rows: int, max_bytes
     """The frames of a stream cut into the batches `batches` would cut from all of them at once, each yielded as
     soon as it is complete; returns what the stream returns."""
     pending: pl.DataFrame | None = None
-    while True:
-        try:
-            frame = next(frames)
-        except StopIteration as end:
-            if pending is not None:
-                yield pending
-            return end.value
-        pending = frame if pending is None else pl.concat([pending, frame], rechunk=False)
-        *complete, pending = batches(pending, max_rows, max_bytes, text_column)
-        yield from complete
+    with closing(frames):  # closing this stream closes the one it reads
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration as end:
+                if pending is not None:
+                    yield pending
+                return end.value
+            pending = frame if pending is None else pl.concat([pending, frame], rechunk=False)
+            *complete, pending = batches(pending, max_rows, max_bytes, text_column)
+            yield from complete
 
 
 def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

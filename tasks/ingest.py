@@ -10,7 +10,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -473,13 +473,15 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
 
 def drain(stream: Generator[pl.DataFrame, None, pl.DataFrame], consume: Callable[[pl.DataFrame], object]
           ) -> pl.DataFrame:
-    """Pass each frame a stream such as `read_sources` yields to `consume`; returns what the stream returns."""
-    while True:
-        try:
-            frame = next(stream)
-        except StopIteration as end:
-            return end.value
-        consume(frame)
+    """Pass each frame a stream such as `read_sources` yields to `consume`; returns what the stream returns. If
+    `consume` fails, the stream is closed at once (so `read_sources` turns the cycle collector back on)."""
+    with closing(stream):
+        while True:
+            try:
+                frame = next(stream)
+            except StopIteration as end:
+                return end.value
+            consume(frame)
 
 
 def ingest_sources(source_dirs: list[str | Path], run_id: str,

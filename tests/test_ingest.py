@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from tasks.assemble import rebatched
 from tasks.ingest import MAX_ARTICLE_BYTES, ingest_sources
 from tests.conftest import BAD_INPUT, SEEDS
 
@@ -106,6 +107,26 @@ def test_articles_are_yielded_file_by_file_before_later_files_are_read(tmp_path)
     assert sum(frame.height for frame in rest) == 0
     assert log_of(log, "b.jsonl")[0]["status"] == "error" and "disappeared" in log_of(log, "b.jsonl")[0]["reason"]
     assert log_of(log, "a.jsonl")[0]["n_articles"] == 1
+
+
+def test_a_consumer_failing_mid_stream_closes_it_and_turns_the_cycle_collector_back_on(tmp_path):
+    import gc
+
+    import tasks.ingest as ingest
+
+    for name in ("a.jsonl", "b.jsonl"):
+        (tmp_path / name).write_text(json.dumps({"id": name, "text": "NATO ministers met in Brussels."}) + "\n")
+
+    def fail(_frame):
+        raise RuntimeError("consumer failed")
+
+    assert gc.isenabled()
+    for stream in (ingest.read_sources([tmp_path], run_id="r1"),
+                   rebatched(ingest.read_sources([tmp_path], run_id="r1"), 10, 1000, "raw_text")):
+        with pytest.raises(RuntimeError, match="consumer failed") as failure:
+            ingest.drain(stream, fail)
+        assert failure.value.__traceback__ is not None  # the traceback (and the frames it holds) is still alive
+        assert gc.isenabled()
 
 
 def test_unchanged_files_are_logged_but_not_reread():
