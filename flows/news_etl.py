@@ -6,16 +6,18 @@ Run locally with `python flows/news_etl.py [SOURCE_DIR] [WAREHOUSE_DIR]` or `new
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import sys
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from prefect import flow, get_run_logger, task
@@ -34,7 +36,7 @@ PRIOR_TABLES = ("articles", "stories", "boilerplate", "event_mentions", "quotes"
                 "quarantine", "manifest", assemble.INDEX_KEYS, assemble.INDEX_DF)
 
 
-STAGES = ("start", "read", "ingest", "clean", "dedup", "extract", "validate", "load")
+STAGES = ("start", "ingest", "read", "clean", "dedup", "extract", "validate", "load")
 STAGE_RECORD = "newsetl_stage"  # LogRecord attribute carrying {"stage", "seconds", "counts", "note"}
 CACHE_DIR = ".cache"  # under the warehouse: persisted task results, keyed by input content
 CACHE_TTL = timedelta(days=8)  # covers the weekly rebuild; older entries are deleted
@@ -50,6 +52,7 @@ IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_f
 IO_TIMEOUT = 900  # seconds; a stuck stage fails the run instead of holding the writer lock forever
 STAGE_TIMEOUT = 3 * 3600
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 class StageLog:
@@ -106,10 +109,18 @@ def prune_cache(cache_dir: Path) -> None:
 # content key would hand back stale rows; validate stamps the run id into dq_results. Within a run each stage
 # runs once, so there is nothing to reuse.
 @task(name="read-warehouse", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
-def read_prior(warehouse_dir: str, full_refresh: bool) -> dict[str, pl.DataFrame | None]:
-    """The warehouse's current tables (on a full refresh only the run histories, which it carries on)."""
-    names = assemble.HISTORY_TABLES if full_refresh else PRIOR_TABLES
-    return {name: load.read_table(warehouse_dir, name) for name in names}
+def read_prior(warehouse_dir: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame | None]:
+    """Tables of the warehouse's current snapshot (None for those it does not hold)."""
+    return load.read_tables(warehouse_dir, names)
+
+
+def in_background(call: Callable[..., T], *args: Any) -> Future[T]:
+    """Run `call` (a Prefect task) in a thread of the flow's process with the flow's context, not on the task
+    runner: with Dask, what it returns would travel from a worker, which may not even see the warehouse."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(contextvars.copy_context().run, call, *args)
+    pool.shutdown(wait=False)  # its thread ends with the call
+    return future
 
 
 # Not retried: a retry would yield the files read so far again. A file that cannot be read is logged as an error
@@ -242,20 +253,24 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
     settings = load_settings()
     with load.writer_lock(warehouse_dir, settings.lock_wait_seconds, on_wait=logger.warning):
         log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
-        prior = read_prior(warehouse_dir, full_refresh)
-        log_stage("read", prior_articles=prior["articles"].height if prior.get("articles") is not None else 0)
+        # The prior tables are read while ingest and clean run; ingest needs only the manifest first.
+        manifest = None if full_refresh else read_prior(warehouse_dir, ("manifest",))["manifest"]
+        reading = in_background(read_prior, warehouse_dir, assemble.HISTORY_TABLES if full_refresh else PRIOR_TABLES)
         # Each batch is cleaned as soon as ingest has read it, while ingest (single-threaded Python) reads on.
         batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
         cleaning = []
         ingest_log = ingest.drain(
-            assemble.rebatched(ingest_task(source_dirs, run_id, prior.get("manifest")), batch_rows, batch_bytes,
-                               "raw_text"),
+            assemble.rebatched(ingest_task(source_dirs, run_id, manifest), batch_rows, batch_bytes, "raw_text"),
             lambda raw: cleaning.append(clean_task.submit(raw)))
         files = ingest_log.filter(pl.col("source_line").is_null())
-        log_stage("ingest", "cleaning meanwhile", files=files.height, new_files=int((files["n_articles"] > 0).sum()),
+        log_stage("ingest", "clean and read run meanwhile", files=files.height,
+                  new_files=int((files["n_articles"] > 0).sum()),
                   unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
                   rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()),
                   articles=int(files["n_articles"].sum()))
+        prior = reading.result()
+        log_stage("read", "during ingest", prior_articles=prior["articles"].height if prior.get("articles") is not None
+                  else 0)
         # Prior articles of files changed or removed are superseded; articles loaded before from files that stay
         # are exact repeats.
         stored = prior

@@ -30,7 +30,7 @@ def test_snapshot_then_views_readable_from_another_directory(tmp_path):
     assert out.stdout.strip() == "3"
 
 
-def test_append_keeps_prior_parts_and_replace_rewrites(tmp_path):
+def test_append_keeps_prior_parts_and_replace_rewrites_and_tables_read_together_match(tmp_path):
     wh = tmp_path / "wh"
     load.write_snapshot(wh, "run1", replace=frames(3))
     load.write_snapshot(wh, "run2", replace={"stories": frames(1)["stories"]},
@@ -39,6 +39,10 @@ def test_append_keeps_prior_parts_and_replace_rewrites(tmp_path):
     assert load.read_table(wh, "stories")["n_articles"].to_list() == [1]
     with load.connect(wh) as con:
         assert con.execute("select count(*) from articles").fetchone()[0] == 4
+    tables = load.read_tables(wh, ("stories", "quotes", "articles"))
+    assert list(tables) == ["stories", "quotes", "articles"] and tables["quotes"] is None
+    assert tables["articles"].equals(load.read_table(wh, "articles"))
+    assert tables["stories"].equals(load.read_table(wh, "stories"))
 
 
 def test_crash_before_commit_leaves_previous_snapshot(tmp_path, monkeypatch):
