@@ -51,6 +51,7 @@ IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_f
               "retry_condition_fn": worth_retrying}
 IO_TIMEOUT = 900  # seconds; a stuck stage fails the run instead of holding the writer lock forever
 STAGE_TIMEOUT = 3 * 3600
+RUN_TIMEOUT = 12 * 3600
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
@@ -108,7 +109,8 @@ def prune_cache(cache_dir: Path) -> None:
 # carry each article's ingest time into their output (and dedup depends on the whole prior warehouse), so a
 # content key would hand back stale rows; validate stamps the run id into dq_results. Within a run each stage
 # runs once, so there is nothing to reuse.
-@task(name="read-warehouse", **IO_RETRIES, timeout_seconds=IO_TIMEOUT, cache_policy=NO_CACHE)
+# Timed by the flow, which waits for the read in a thread (Prefect's timeout would only warn there); see `news_etl`.
+@task(name="read-warehouse", **IO_RETRIES, cache_policy=NO_CACHE)
 def read_prior(warehouse_dir: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame | None]:
     """Tables of the warehouse's current snapshot (None for those it does not hold)."""
     return load.read_tables(warehouse_dir, names)
@@ -123,9 +125,10 @@ def in_background(call: Callable[..., T], *args: Any) -> Future[T]:
     return future
 
 
-# Not retried: a retry would yield the files read so far again. A file that cannot be read is logged as an error
-# and read again next run.
-@task(name="ingest", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
+# Not retried: a retry would yield the files read so far again (a file that cannot be read is logged as an error
+# and read again next run). No timeout of its own: Prefect's would also count the flow's time between the yields,
+# and fire there as a crash; the run's timeout covers it.
+@task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(source_dirs: list[str], run_id: str, manifest: pl.DataFrame | None
                 ) -> Generator[pl.DataFrame, None, pl.DataFrame]:
     """Read new or changed input files, yielding their raw articles as they are read; returns the ingest log."""
@@ -237,7 +240,7 @@ def task_runner(settings: Settings):
     return DaskTaskRunner() if settings.dask_address == "local" else DaskTaskRunner(address=settings.dask_address)
 
 
-@flow(name="news-etl", log_prints=True, task_runner=task_runner(load_settings()))
+@flow(name="news-etl", log_prints=True, task_runner=task_runner(load_settings()), timeout_seconds=RUN_TIMEOUT)
 def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "warehouse",
              full_refresh: bool = False) -> dict[str, int]:
     """Turn the articles under `source_dir` into the warehouse at `warehouse_dir`; returns row counts per table.
@@ -256,33 +259,41 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         # The prior tables are read while ingest and clean run; ingest needs only the manifest first.
         manifest = None if full_refresh else read_prior(warehouse_dir, ("manifest",))["manifest"]
         reading = in_background(read_prior, warehouse_dir, assemble.HISTORY_TABLES if full_refresh else PRIOR_TABLES)
-        # Each batch is cleaned as soon as ingest has read it, while ingest (single-threaded Python) reads on.
+        # Each batch is cleaned as soon as ingest has read it, while ingest (single-threaded Python) reads on. It
+        # is submitted in the flow's own context: between ingest's yields, ingest's task-run context is the
+        # current one, and a Dask client would ship it (holding the manifest) with every batch.
         batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
-        cleaning = []
+        flow_context = contextvars.copy_context()
+        cleaning, origins = [], []
+
+        def clean_soon(raw: pl.DataFrame) -> None:
+            origins.append(raw.select(ingest.ORIGIN))
+            cleaning.append(flow_context.run(clean_task.submit, raw))
+
         ingest_log = ingest.drain(
             assemble.rebatched(ingest_task(source_dirs, run_id, manifest), batch_rows, batch_bytes, "raw_text"),
-            lambda raw: cleaning.append(clean_task.submit(raw)))
-        files = ingest_log.filter(pl.col("source_line").is_null())
-        log_stage("ingest", "clean and read run meanwhile", files=files.height,
-                  new_files=int((files["n_articles"] > 0).sum()),
-                  unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
-                  rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()),
-                  articles=int(files["n_articles"].sum()))
-        prior = reading.result()
-        log_stage("read", "during ingest", prior_articles=prior["articles"].height if prior.get("articles") is not None
-                  else 0)
+            clean_soon)
+        prior = reading.result(timeout=IO_TIMEOUT)
         # Prior articles of files changed or removed are superseded; articles loaded before from files that stay
         # are exact repeats.
         stored = prior
         prior, orphaned_copies = assemble.prune_superseded(prior, ingest_log)
+        origins = pl.concat(origins)
+        new_origins, ingest_log = ingest.without_loaded_repeats(origins, ingest_log, prior.get("articles"))
+        files = ingest_log.filter(pl.col("source_line").is_null())
+        log_stage("ingest", "clean and read ran meanwhile", files=files.height,
+                  new_files=int((files["n_articles"] > 0).sum()),
+                  unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
+                  rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()), articles=new_origins.height)
+        log_stage("read", "during ingest", prior_articles=prior["articles"].height if prior.get("articles") is not None
+                  else 0)
         cleaned = [future.result() for future in cleaning]
         cleaning.clear()  # the futures hold each batch's result
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))
         del cleaned  # the per-batch frames: dedup's memory peak comes next
-        cleaned_rows = articles.height
-        articles, ingest_log = ingest.without_loaded_repeats(articles, ingest_log, prior.get("articles"))
-        if articles.height < cleaned_rows:
-            boilerplate = boilerplate.join(articles.select("article_id"), on="article_id", how="semi")
+        if new_origins.height < origins.height:  # the loaded repeats were cleaned with the rest: drop them
+            articles, boilerplate = (frame.join(new_origins.select("article_id"), on="article_id", how="semi")
+                                     for frame in (articles, boilerplate))
         if orphaned_copies is not None and orphaned_copies.height:  # their original is gone: they go through dedup
             articles = assemble.concat([articles, orphaned_copies.select(
                 [c for c in articles.columns if c in orphaned_copies.columns])])

@@ -36,6 +36,7 @@ UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not re
 UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
 UNLISTED = "folder could not be listed"
+ORIGIN = ["article_id", "source_file", "source_line"]  # an article's id and where it was read
 REPEAT = "exact repeat of"  # how the reason of an article already read (in this or an earlier run) starts
 
 RAW_SCHEMA = {
@@ -510,13 +511,13 @@ def is_unchanged() -> pl.Expr:
 
 def without_loaded_repeats(articles: pl.DataFrame, log: pl.DataFrame, loaded_articles: pl.DataFrame | None
                            ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`articles` (raw or cleaned) without those an earlier run loaded from another file that stays (same id, so
-    the same source id and text), and `log` saying so as for a repeat within the run: a JSONL line gets a
-    quarantined row and its file's count drops; a one-article file is quarantined itself."""
+    """`articles` (any frame with the `ORIGIN` columns) without those an earlier run loaded from another file that
+    stays (same id, so the same source id and text), and `log` saying so as for a repeat within the run: a JSONL
+    line gets a quarantined row and its file's count drops; a one-article file is quarantined itself."""
     if loaded_articles is None or articles.is_empty():
         return articles, log
     first = loaded_articles.select("article_id", first_file="source_file", first_line="source_line")
-    repeats = articles.select("article_id", "source_file", "source_line").join(first, on="article_id")
+    repeats = articles.select(ORIGIN).join(first, on="article_id")
     if repeats.is_empty():
         return articles, log
     repeats = repeats.with_columns(reason=pl.format(

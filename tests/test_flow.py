@@ -1,7 +1,10 @@
 """The flow end to end on the seeds into a temp warehouse: contract, idempotency, incremental runs, CLI."""
 
+import contextlib
 import json
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -9,7 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.news_etl import news_etl
+from flows.news_etl import STAGE_RECORD, news_etl
 from newsetl.cli import app
 from tasks import load
 from tasks.assemble import INDEX_DF, INDEX_KEYS
@@ -168,6 +171,24 @@ def test_cli_tables_and_query(seeded):
     assert bad.exit_code != 0
 
 
+@contextlib.contextmanager
+def stage_records() -> Iterator[dict[str, dict]]:
+    """The stage records (`STAGE_RECORD`) the flow logs meanwhile, by stage."""
+    stages: dict[str, dict] = {}
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if stage := getattr(record, STAGE_RECORD, None):
+                stages[stage["stage"]] = stage
+
+    handler, logger = Collect(), logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    try:
+        yield stages
+    finally:
+        logger.removeHandler(handler)
+
+
 def story_partition(articles: pl.DataFrame) -> set[frozenset[str]]:
     """Which articles share a story, whatever the story ids."""
     return {frozenset(ids) for ids in articles.group_by("story_id").agg("article_id")["article_id"].to_list()}
@@ -185,7 +206,8 @@ def test_removed_emptied_renamed_and_repeated_input_leaves_what_a_full_refresh_b
     (src / "003_a88de07e7e5ec5c5.txt").write_text("")  # emptied
     (src / "000_5aebb8792d952252.txt").rename(src / "100_renamed.txt")
     (src / "day2.jsonl").write_text(line(1) + "\n" + line(2) + "\n")  # a1 again, from a file that stays
-    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    with stage_records() as stages:
+        news_etl(source_dir=str(src), warehouse_dir=str(wh))
     news_etl(source_dir=str(src), warehouse_dir=str(rebuilt), full_refresh=True)
     incremental, full = snapshot(wh), snapshot(rebuilt)
     assert sorted(incremental["articles"]["article_id"]) == sorted(full["articles"]["article_id"])
@@ -202,6 +224,9 @@ def test_removed_emptied_renamed_and_repeated_input_leaves_what_a_full_refresh_b
     assert by_file[("day2.jsonl", 1)] == ("quarantined", f"exact repeat of {src / 'day1.jsonl'}:2 (same id and text)")
     assert log.filter(pl.col("source_file").str.ends_with("day2.jsonl") & pl.col("source_line").is_null())[
         "n_articles"].to_list() == [1]
+    ingested = stages["ingest"]["counts"]  # what the run reports, as the stored log has it (the repeat rejected)
+    assert ingested["articles"] == log["n_articles"].sum() == 2
+    assert ingested["rejected"] == log["status"].is_in(["quarantined", "error"]).sum() == 2
     manifest = load.read_table(wh, "manifest")["source_file"].map_elements(lambda f: Path(f).name, pl.String)
     assert sorted(manifest) == sorted(p.name for p in src.iterdir() if p.stat().st_size)
     news_etl(source_dir=str(src), warehouse_dir=str(wh))  # nothing changed: every file skipped, nothing removed
