@@ -53,18 +53,24 @@ def rebatched(frames: Generator[pl.DataFrame, None, R], max_rows: int, max_bytes
               ) -> Generator[pl.DataFrame, None, R]:
     """The frames of a stream cut into the batches `batches` would cut from all of them at once, each yielded as
     soon as it is complete; returns what the stream returns."""
-    pending: pl.DataFrame | None = None
+    pending: list[pl.DataFrame] = []
+    rows = text_bytes = 0
     with closing(frames):  # closing this stream closes the one it reads
         while True:
             try:
                 frame = next(frames)
             except StopIteration as end:
-                if pending is not None:
-                    yield pending
+                if pending:
+                    yield concat(pending)
                 return end.value
-            pending = frame if pending is None else pl.concat([pending, frame], rechunk=False)
-            *complete, pending = batches(pending, max_rows, max_bytes, text_column)
+            pending.append(frame)
+            rows += frame.height
+            text_bytes += frame[text_column].str.len_bytes().sum() or 0
+            if rows <= max_rows and text_bytes <= max_bytes:  # no batch can be complete yet: cut nothing (many
+                continue  # small frames would otherwise be cut again and again)
+            *complete, last = batches(pl.concat(pending, rechunk=False), max_rows, max_bytes, text_column)
             yield from complete
+            pending, rows, text_bytes = [last], last.height, last[text_column].str.len_bytes().sum() or 0
 
 
 def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -44,6 +44,24 @@ def test_a_stream_is_rebatched_as_the_whole_frame_would_be_and_keeps_its_return_
         assert [p["article_id"].to_list() for p in parts] == whole, cuts
 
 
+def test_a_stream_of_many_small_frames_is_cut_only_when_a_batch_can_be_complete(monkeypatch):
+    import tasks.assemble as assemble
+
+    frames = [pl.DataFrame({"article_id": [str(i)], "body": ["word " * 3]}) for i in range(30)]
+    cuts = []
+    real = assemble.batches
+    monkeypatch.setattr(assemble, "batches", lambda frame, *args: cuts.append(frame.height) or real(frame, *args))
+
+    def stream():
+        yield from frames
+        return None
+
+    parts = []
+    drain(assemble.rebatched(stream(), 10, 10_000, "body"), parts.append)
+    assert [p.height for p in parts] == [10, 10, 10]
+    assert len(cuts) <= 3  # not once per frame: each cut scans every pending row
+
+
 def test_tables_that_only_gained_rows_are_appended_the_rest_rewritten():
     prior = {"articles": pl.DataFrame({"article_id": ["a", "b"]}),
              "quotes": pl.DataFrame({"article_id": ["a"], "quote_id": ["q1"]})}
