@@ -96,17 +96,19 @@ def test_file_that_disappears_mid_run_is_an_error_and_the_rest_loads(tmp_path, m
 def test_articles_are_yielded_file_by_file_before_later_files_are_read(tmp_path):
     import tasks.ingest as ingest
 
-    for name in ("a.jsonl", "b.jsonl"):
-        (tmp_path / name).write_text(json.dumps({"id": name, "text": "NATO ministers met in Brussels."}) + "\n")
+    for name in ("a.jsonl", "b.jsonl"):  # long enough to be read in bulk, a frame per file
+        (tmp_path / name).write_text("".join(json.dumps({"id": f"{name}{i}", "text": f"NATO ministers met {i} times."})
+                                             + "\n" for i in range(ingest.BULK_JSONL_LINES)))
     stream = ingest.read_sources([tmp_path], run_id="r1")
     first = next(stream)
-    assert first["source_id"].to_list() == ["a.jsonl"]
+    assert first["source_file"].unique().to_list() == [str(tmp_path / "a.jsonl")]
+    assert first.height == ingest.BULK_JSONL_LINES
     (tmp_path / "b.jsonl").unlink()  # not read yet
     rest = []
     log = ingest.drain(stream, rest.append)
     assert sum(frame.height for frame in rest) == 0
     assert log_of(log, "b.jsonl")[0]["status"] == "error" and "disappeared" in log_of(log, "b.jsonl")[0]["reason"]
-    assert log_of(log, "a.jsonl")[0]["n_articles"] == 1
+    assert log_of(log, "a.jsonl")[0]["n_articles"] == ingest.BULK_JSONL_LINES
 
 
 def test_a_consumer_failing_mid_stream_closes_it_and_turns_the_cycle_collector_back_on(tmp_path):
@@ -187,13 +189,17 @@ def test_bulk_jsonl_path_gives_the_same_rows_and_log_as_the_per_line_path(tmp_pa
     bulk = ingest.plain_jsonl_articles
     assert bulk("a.jsonl", ingest.jsonl_lines(text), None).height == 8
 
+    monkeypatch.setattr(ingest, "BULK_JSONL_LINES", 0)  # every file through the bulk path
     raw, log = ingest.ingest_sources([tmp_path], run_id="r1")
     monkeypatch.setattr(ingest, "plain_jsonl_articles", lambda source_file, _, at: bulk(source_file, [], at))
     per_line_raw, per_line_log = ingest.ingest_sources([tmp_path], run_id="r1")
+    monkeypatch.setattr(ingest, "BULK_JSONL_LINES", 10**6)  # every file as a short one, line by line
+    short_raw, short_log = ingest.ingest_sources([tmp_path], run_id="r1")
 
-    assert raw["ingested_at"].n_unique() == 1 and raw.schema == per_line_raw.schema
-    assert_frame_equal(raw.drop("ingested_at"), per_line_raw.drop("ingested_at"))
-    assert_frame_equal(log.drop("logged_at"), per_line_log.drop("logged_at"))
+    for other_raw, other_log in [(per_line_raw, per_line_log), (short_raw, short_log)]:
+        assert raw["ingested_at"].n_unique() == 1 and raw.schema == other_raw.schema
+        assert_frame_equal(raw.drop("ingested_at"), other_raw.drop("ingested_at"))
+        assert_frame_equal(log.drop("logged_at"), other_log.drop("logged_at"))
     assert raw.height + log["source_line"].is_not_null().sum() == len(ingest.jsonl_lines(text)) - 1 + 2
     by_id = {r["source_id"]: r for r in raw.to_dicts()}
     assert by_id["7"]["meta_title"] == "True" and by_id["a.jsonl:2"]["raw_text"] == "no id, so the file name and line"
