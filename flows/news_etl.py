@@ -264,10 +264,10 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         # current one, and a Dask client would ship it (holding the manifest) with every batch.
         batch_rows, batch_bytes = settings.batch_size, int(settings.batch_mb * 2**20)
         flow_context = contextvars.copy_context()
-        cleaning, origins = [], []
+        cleaning, origin_parts = [], []
 
         def clean_soon(raw: pl.DataFrame) -> None:
-            origins.append(raw.select(ingest.ORIGIN))
+            origin_parts.append(raw.select(ingest.ORIGIN))
             cleaning.append(flow_context.run(clean_task.submit, raw))
 
         ingest_log = ingest.drain(
@@ -278,7 +278,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         # are exact repeats.
         stored = prior
         prior, orphaned_copies = assemble.prune_superseded(prior, ingest_log)
-        origins = pl.concat(origins)
+        origins = pl.concat(origin_parts)
+        origin_parts.clear()
         new_origins, ingest_log = ingest.without_loaded_repeats(origins, ingest_log, prior.get("articles"))
         files = ingest_log.filter(pl.col("source_line").is_null())
         log_stage("ingest", "clean and read ran meanwhile", files=files.height,
@@ -294,6 +295,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         if new_origins.height < origins.height:  # the loaded repeats were cleaned with the rest: drop them
             articles, boilerplate = (frame.join(new_origins.select("article_id"), on="article_id", how="semi")
                                      for frame in (articles, boilerplate))
+        del origins, new_origins  # ~75 MB at 1M articles, otherwise held to the end of the run
         if orphaned_copies is not None and orphaned_copies.height:  # their original is gone: they go through dedup
             articles = assemble.concat([articles, orphaned_copies.select(
                 [c for c in articles.columns if c in orphaned_copies.columns])])

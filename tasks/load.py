@@ -31,6 +31,10 @@ CURRENT = "current"
 SNAPSHOTS = "snapshots"
 LOCK_FILE = ".writer.lock"
 KEEP_SNAPSHOTS = 3
+# Rows per Parquet row group. polars' default (512² rows) buffers so much while it writes that the load stage set
+# the 1M run's peak: writing 1M articles took +309 MB and 3.1 s with it, +95 MB and 2.4 s with 64k rows, for a
+# file 15% larger (233 MB against 202; 16k rows: +23 MB, 23% larger).
+ROW_GROUP_ROWS = 65_536
 READ_THREADS = 4  # tables read at once (on 2 cores a 100k warehouse's tables: 0.19 s one by one, 0.11 s so)
 
 
@@ -144,7 +148,7 @@ def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl
 
 def write_parquet_durably(frame: pl.DataFrame, path: Path) -> None:
     """Write a Parquet file and flush it to disk before the snapshot can be committed."""
-    frame.write_parquet(path, compression="zstd", statistics=True)
+    frame.write_parquet(path, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
 
