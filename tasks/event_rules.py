@@ -24,7 +24,10 @@ IRREGULAR = {
 POSITIVE_ACTIONS = ["AGREE", "CONSULT", "SUPPORT", "COOPERATE", "AID", "CONCEDE", "RETREAT"]
 HOSTILE_ACTIONS = ["SANCTION", "COERCE", "ASSAULT", "MOBILIZE", "PROTEST"]
 
-NEGATORS = ["not", "never", "no", "cannot", "neither", "nor", "without"]
+NEGATORS = ["not", "never", "no", "cannot", "neither", "nor"]
+# "without" negates only within its comma segment: "left without signing it" is no signing, but "Without warning,
+# Russia attacked" is an attack
+NEGATORS_IN_SEGMENT = ["without"]
 HYPOTHETICAL = [
     "could", "might", "may", "if", "whether", "considering", "consider", "considers", "considered", "possible",
     "possibly", "potential", "potentially", "unlikely", "likely", "exploring", "explore", "idea", "able", "unable",
@@ -80,7 +83,7 @@ VERBAL_CONTEXT = [
 ]
 MARKER_WORDS = {  # lower-case words counted by `token_flags`, by flag
     "neg": NEGATORS, "hyp": HYPOTHETICAL, "intent": INTENT, "cont": CONTINUING, "brk": CLAUSE_BREAKS,
-    "unless": ["unless"], "deontic": DEONTIC, "speech": SPEECH, "comma": [","],
+    "unless": ["unless"], "deontic": DEONTIC, "speech": SPEECH, "comma": [","], "segneg": NEGATORS_IN_SEGMENT,
 }  # fmt: skip
 # an `objects` entry met by any direct object: a name or a definite determiner right after the verb
 DIRECT_OBJECT = "@object"
@@ -243,14 +246,16 @@ def token_flags(tokens: pl.DataFrame) -> pl.DataFrame:
     flags["neg"] = flags["neg"] | (apostrophe & (pl.col("low") == "t"))
     flags["intent"] = flags["intent"] | (apostrophe & (pl.col("low") == "ll"))
     t = t.with_columns(**{k: v.fill_null(False).cast(pl.Int64) for k, v in flags.items()})
-    brk = pl.col("brk") == 1
+    def last(at: pl.Expr) -> pl.Expr:  # position of the last token `at` at or before each token, in its sentence
+        return pl.when(pl.when(at).then(pl.col("sid")).forward_fill() == pl.col("sid")).then(
+            pl.when(at).then(pl.col("ti")).forward_fill()
+        )
+
     return t.with_columns(
         [(pl.col(k).cum_sum() - pl.col(k)).alias(f"{k}_before") for k in flags],
-        # position of the last clause break at or before each token within its sentence
-        last_brk=pl.when(pl.when(brk).then(pl.col("sid")).forward_fill() == pl.col("sid")).then(
-            pl.when(brk).then(pl.col("ti")).forward_fill()
-        ),
-    ).select("sid", "ti", "low", "last_brk", *[f"{k}_before" for k in flags])
+        last_brk=last(pl.col("brk") == 1),
+        last_comma=last(pl.col("comma") == 1),
+    ).select("sid", "ti", "low", "last_brk", "last_comma", *[f"{k}_before" for k in flags])
 
 
 def assemble_events(
@@ -551,16 +556,19 @@ def confidence() -> pl.Expr:
 def add_modality(ev: pl.DataFrame, flags: pl.DataFrame, n_tokens: pl.DataFrame) -> pl.DataFrame:
     """Modality from markers in the cue's clause up to the cue (at most 12 tokens back), and the PLOVER type."""
     counts = ["neg_before", "hyp_before", "intent_before", "cont_before", "unless_before", "deontic_before"]
-    ev = with_token_values(ev, flags, pl.col("c_start") - 1, clause_start="last_brk")
+    ev = with_tokens_at(ev, flags, clause_start=(pl.col("c_start") - 1, "last_brk"),
+                        segment_start=(pl.col("c_start") - 1, "last_comma"))
     ev = (
         ev.with_columns(w_lo=pl.max_horizontal(pl.col("clause_start").fill_null(-1) + 1, pl.col("c_start") - 12, 0))
+        .with_columns(seg_lo=pl.max_horizontal(pl.col("segment_start").fill_null(-1) + 1, "w_lo"))
         .join(n_tokens, on="sid")
         .with_columns(last_ti=pl.col("n_tok") - 1)
     )
-    ev = with_tokens_at(ev, flags, **{f"{k}@{col}": (col, k) for col in ("w_lo", "c_start", "last_ti") for k in counts})
+    ev = with_tokens_at(ev, flags, **{f"{k}@{col}": (col, k) for col in ("w_lo", "c_start", "last_ti") for k in counts},
+                        **{f"segneg_before@{col}": (col, "segneg_before") for col in ("seg_lo", "c_start")})
     win = {k.split("_")[0]: pl.col(f"{k}@c_start") - pl.col(f"{k}@w_lo") for k in counts}
     after_unless = pl.col("unless_before@last_ti") - pl.col("unless_before@c_start") > 0
-    negated = win["neg"] > 0
+    negated = (win["neg"] > 0) | (pl.col("segneg_before@c_start") - pl.col("segneg_before@seg_lo") > 0)
     deontic = win["deontic"] > 0
     hypothetical = win["hyp"] > 0
     intent = (win["intent"] > 0) & (win["cont"] == 0)

@@ -304,6 +304,21 @@ def test_modality_intent_and_negation() -> None:
     ]
 
 
+def test_without_negates_only_within_its_comma_segment() -> None:
+    body = (
+        "Without warning, Russia attacked Ukraine. The talks ended without Serbia signing the agreement with Kosovo. "
+        "Without a vote, Turkey will not sanction Greece. Without hesitation, Poland sent aid to Ukraine."
+    )
+    mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2024, 1, 10)}]))
+    got = mentions.select("source_code", "action_type", "target_code", "modality", "negated").rows()
+    assert got == [
+        ("RUS", "ASSAULT", "UKR", "asserted", False),
+        ("SRB", "AGREE", "XKX", "negated", True),
+        ("TUR", "SANCTION", "GRC", "negated", True),
+        ("POL", "AID", "UKR", "asserted", False),
+    ]
+
+
 def test_location_from_place_phrase() -> None:
     body = "NATO ministers met Ukraine's envoy in Brussels on Wednesday."
     mentions, _ = extract_events(article_frame([{"body": body, "published_date": dt.date(2022, 3, 18)}]))
