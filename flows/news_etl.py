@@ -286,8 +286,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
                   new_files=int((files["n_articles"] > 0).sum()),
                   unchanged=int(files.select(ingest.is_unchanged()).to_series().sum()),
                   rejected=int(ingest_log["status"].is_in(["quarantined", "error"]).sum()), articles=new_origins.height)
-        log_stage("read", "during ingest", prior_articles=prior["articles"].height if prior.get("articles") is not None
-                  else 0)
+        log_stage("read", "during ingest", prior_articles=stored["articles"].height
+                  if stored.get("articles") is not None else 0)
         cleaned = [future.result() for future in cleaning]
         cleaning.clear()  # the futures hold each batch's result
         articles, boilerplate = (assemble.concat(list(frames)) for frames in zip(*cleaned, strict=True))

@@ -206,8 +206,10 @@ def test_removed_emptied_renamed_and_repeated_input_leaves_what_a_full_refresh_b
     (src / "003_a88de07e7e5ec5c5.txt").write_text("")  # emptied
     (src / "000_5aebb8792d952252.txt").rename(src / "100_renamed.txt")
     (src / "day2.jsonl").write_text(line(1) + "\n" + line(2) + "\n")  # a1 again, from a file that stays
+    loaded_before = load.read_table(wh, "articles").height
     with stage_records() as stages:
         news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    assert stages["read"]["counts"]["prior_articles"] == loaded_before  # as read, before withdrawals
     news_etl(source_dir=str(src), warehouse_dir=str(rebuilt), full_refresh=True)
     incremental, full = snapshot(wh), snapshot(rebuilt)
     assert sorted(incremental["articles"]["article_id"]) == sorted(full["articles"]["article_id"])
