@@ -32,8 +32,9 @@ from newsetl.settings import Settings, load_settings
 from tasks import assemble, clean, dedup, extract, ingest, load, validate
 from tasks.actors import known_actor_codes
 
+# read beside ingest; the manifest, which ingest needs first, is read before
 PRIOR_TABLES = ("articles", "stories", "boilerplate", "event_mentions", "quotes", "ingest_log", "dq_results",
-                "quarantine", "manifest", assemble.INDEX_KEYS, assemble.INDEX_DF)
+                "quarantine", assemble.INDEX_KEYS, assemble.INDEX_DF)
 
 
 STAGES = ("start", "ingest", "read", "clean", "dedup", "extract", "validate", "load")
@@ -273,7 +274,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         ingest_log = ingest.drain(
             assemble.rebatched(ingest_task(source_dirs, run_id, manifest), batch_rows, batch_bytes, "raw_text"),
             clean_soon)
-        prior = reading.result(timeout=IO_TIMEOUT)
+        prior = reading.result(timeout=IO_TIMEOUT) | {"manifest": manifest}
         # Prior articles of files changed or removed are superseded; articles loaded before from files that stay
         # are exact repeats.
         stored = prior

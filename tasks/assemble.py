@@ -102,12 +102,11 @@ def prune_superseded(prior: dict[str, pl.DataFrame | None], ingest_log: pl.DataF
     gone = superseded_articles(prior.get("articles"), ingest_log)
     if gone.is_empty():
         return prior, None
-    articles = prior["articles"].filter(~pl.col("article_id").is_in(gone.implode()))
-    orphaned = pl.col("duplicate_of").is_in(gone.implode()).fill_null(False)
     pruned = {name: frame.filter(~pl.col("article_id").is_in(gone.implode()))
               if frame is not None and name in PER_ARTICLE_TABLES else frame
               for name, frame in prior.items()}
-    return pruned | {"articles": articles.filter(~orphaned)}, articles.filter(orphaned)
+    orphaned = pl.col("duplicate_of").is_in(gone.implode()).fill_null(False)
+    return pruned | {"articles": pruned["articles"].filter(~orphaned)}, pruned["articles"].filter(orphaned)
 
 
 def loaded_rows(prior: dict[str, pl.DataFrame | None]) -> dict[str, int]:

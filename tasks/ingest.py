@@ -38,7 +38,8 @@ UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
 UNLISTED = "folder could not be listed"
 ORIGIN = ["article_id", "source_file", "source_line"]  # an article's id and where it was read
-REPEAT = "exact repeat of"  # how the reason of an article already read (in this or an earlier run) starts
+# the reason of an article already read, in this or an earlier run: the first one's file and ":line" (if any)
+REPEAT_REASON = "exact repeat of {}{} (same id and text)"
 
 RAW_SCHEMA = {
     "article_id": pl.String,
@@ -85,7 +86,7 @@ class IngestResult:
         """Note an article as read; the rejection reason if an identical one (same id and text) was read before."""
         if article_id in self.seen:
             first_file, first_line = self.seen[article_id]
-            return f"{REPEAT} {first_file}{f':{first_line}' if first_line else ''} (same id and text)"
+            return REPEAT_REASON.format(first_file, f":{first_line}" if first_line else "")
         self.seen[article_id] = (source_file, line)
         return None
 
@@ -544,7 +545,7 @@ def without_loaded_repeats(articles: pl.DataFrame, log: pl.DataFrame, loaded_art
     if repeats.is_empty():
         return articles, log
     repeats = repeats.with_columns(reason=pl.format(
-        REPEAT + " {}{} (same id and text)", "first_file",
+        REPEAT_REASON, "first_file",
         pl.when(pl.col("first_line").is_not_null()).then(pl.format(":{}", "first_line")).otherwise(pl.lit(""))))
     files = log.filter(pl.col("source_line").is_null())
     per_file = repeats.group_by("source_file").agg(n_repeats=pl.len(), whole=pl.col("source_line").is_null().all(),
