@@ -241,10 +241,12 @@ def test_a_touched_but_unchanged_file_is_hashed_once_then_skipped_by_its_time(tm
         "unchanged since an earlier run (same size and time); not read"]
 
 
-def test_odd_but_legal_jsonl_lines_load_and_unreadable_ones_are_each_rejected(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bulk_from", [0, 10**6], ids=["in bulk", "line by line"])
+def test_odd_but_legal_jsonl_lines_load_and_unreadable_ones_are_each_rejected(tmp_path, monkeypatch, bulk_from):
     import tasks.ingest as ingest
 
     monkeypatch.setattr(ingest, "MAX_ARTICLE_BYTES", 300_000)
+    monkeypatch.setattr(ingest, "BULK_JSONL_LINES", bulk_from)
     lines = [
         '{"id": "cr", "text":\r"A bare CR between tokens is JSON whitespace."}',
         '{"id": "lone", "text": "broken emoji \\ud83d here", "title": "also \\udc00 here"}',
