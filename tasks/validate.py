@@ -443,14 +443,17 @@ def reference_column(column: str, parent: str) -> str:
 
 
 def with_reference_flags(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks."""
-    return frame.with_columns(
-        pl.when(pl.col(column).is_null())
-        .then(None)
-        .otherwise(pl.col(column).is_in(tables[parent][key].implode()))
-        .alias(reference_column(column, parent))
-        for column, parent, key in REFERENCES.get(table, [])
-    )
+    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks. A parent larger than `frame`'s
+    column is first cut to the keys that column holds, so a few rows are not checked against a million keys by
+    hashing every key."""
+    flags = []
+    for column, parent, key in REFERENCES.get(table, []):
+        keys = tables[parent][key]
+        if keys.len() > frame.height:
+            keys = keys.filter(keys.is_in(frame[column].drop_nulls().unique().implode()))
+        flags.append(pl.when(pl.col(column).is_null()).then(None).otherwise(pl.col(column).is_in(keys.implode()))
+                     .alias(reference_column(column, parent)))
+    return frame.with_columns(flags)
 
 
 def with_derived_columns(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
@@ -469,6 +472,7 @@ def with_derived_columns(table: str, tables: dict[str, pl.DataFrame], frame: pl.
     if table == "event_mentions":
         dates = (
             tables["articles"]
+            .filter(pl.col("article_id").is_in(frame["article_id"].drop_nulls().unique().implode()))
             .select("article_id", article_next_day=pl.col("published_date").dt.offset_by("1d"))
             .unique("article_id")
         )
@@ -476,27 +480,38 @@ def with_derived_columns(table: str, tables: dict[str, pl.DataFrame], frame: pl.
     return frame
 
 
-def rows_to_check(
-    table: str, tables: dict[str, pl.DataFrame], expectations: list, loaded: dict[str, int] | None
-) -> pl.Expr:
-    """Which rows of `table` (with its reference flags and `ROW`) GX checks: all of them unless earlier runs loaded
-    some (`loaded`: table -> leading rows they loaded); else the rows after those, derived rows whose children
-    changed (`CHANGED_WITH`), and any row breaking a whole-table rule (duplicate key, dangling reference)."""
-    if not loaded:
-        return pl.lit(True)
+def rows_to_check(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame, expectations: list,
+                  loaded: dict[str, int]) -> pl.Series:
+    """Which rows of `frame` (`table` with `ROW`) GX checks when earlier runs loaded some (`loaded`: table -> leading
+    rows they loaded, and so validated): the rows after those, derived rows whose children changed
+    (`CHANGED_WITH`), and any row breaking a whole-table rule.
+
+    A row validated before can break one only through this run: a key it shares with a new row (looked for among
+    the new rows' keys), or a reference to a rebuilt table that lost the key. A table in `loaded` keeps its loaded
+    rows, so references into it stay whole and are not looked up."""
     if table in CHANGED_WITH:
         child, key = CHANGED_WITH[table]
         changed = pl.col(key).is_in(tables[child][key].slice(loaded.get(child, 0)).implode())
     else:
         changed = pl.col(ROW) >= loaded.get(table, 0)
-    broken = [~pl.col(reference_column(c, parent)).fill_null(True) for c, parent, _ in REFERENCES.get(table, [])]
+    broken = [pl.col(c).is_not_null() & ~pl.col(c).is_in(tables[parent][key].implode())
+              for c, parent, key in REFERENCES.get(table, []) if parent not in loaded]
     for e in expectations:
         kwargs = e.configuration.kwargs
         if e.expectation_type == "expect_column_values_to_be_unique":
-            broken.append(pl.col(kwargs["column"]).is_duplicated())
+            broken.append(pl.col(ROW).is_in(shared_keys(frame, [kwargs["column"]], loaded.get(table)).implode()))
         elif e.expectation_type == "expect_compound_columns_to_be_unique":
-            broken.append(pl.struct(kwargs["column_list"]).is_duplicated())
-    return pl.any_horizontal(changed, *broken)
+            broken.append(pl.col(ROW).is_in(shared_keys(frame, kwargs["column_list"], loaded.get(table)).implode()))
+    return frame.select(pl.any_horizontal(changed, *broken)).to_series()
+
+
+def shared_keys(frame: pl.DataFrame, columns: list[str], first_new: int | None) -> pl.Series:
+    """`ROW` of the rows of `frame` whose key (`columns`) another row also has. With `first_new` (rows before it
+    were unique among themselves) only the keys of the rows from it on are looked for."""
+    if first_new is not None:
+        new_keys = frame.filter(pl.col(ROW) >= first_new).select(columns).unique()
+        frame = frame.join(new_keys, on=columns, how="semi", nulls_equal=True)
+    return frame.filter(pl.struct(columns).is_duplicated())[ROW]
 
 
 def suite_columns(expectations: list) -> list[str]:
@@ -513,8 +528,10 @@ def suite_columns(expectations: list) -> list[str]:
 def gx_batch(table: str, tables: dict[str, pl.DataFrame], expectations: list, loaded: dict[str, int] | None):
     """The pandas frame GX checks for `table`: the rows to check, only the columns the suite reads, indexed by
     each row's position in the whole table."""
-    frame = with_reference_flags(table, tables, tables[table].with_row_index(ROW))
-    frame = with_derived_columns(table, tables, frame.filter(rows_to_check(table, tables, expectations, loaded)))
+    frame = tables[table].with_row_index(ROW)
+    if loaded:
+        frame = frame.filter(rows_to_check(table, tables, frame, expectations, loaded))
+    frame = with_derived_columns(table, tables, with_reference_flags(table, tables, frame))
     columns = [c for c in suite_columns(expectations) if c in frame.columns]
     bounded = [e.configuration.kwargs["column"] for e in expectations if e.expectation_type == BETWEEN]
     batch = with_nanosecond_dates(frame.select(columns), bounded).to_pandas()

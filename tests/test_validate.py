@@ -405,6 +405,23 @@ def test_incremental_run_still_catches_a_prior_row_whose_parent_is_gone():
     )
 
 
+def test_incremental_run_catches_a_new_row_pointing_at_an_unknown_article():
+    t, loaded = incremental(tables())
+    t["event_mentions"] = t["event_mentions"].with_columns(
+        article_id=pl.when(pl.col("event_id") == "e2").then(pl.lit("a9")).otherwise("article_id"))
+    result = run(t, loaded=loaded)
+    assert "event_mentions.article_id_in_articles: expect_column_values_to_be_in_set failed (1 unexpected)" in (
+        result.critical_failures
+    )
+
+
+def test_shared_keys_looks_only_among_the_new_rows_keys():
+    frame = pl.DataFrame({"k": ["a", "b", "a", None, "c", "b", None]}).with_row_index(validate.ROW)
+    assert validate.shared_keys(frame, ["k"], None).to_list() == [0, 1, 2, 3, 5, 6]
+    # rows 0..3 count as validated: their own duplicate (a) is not looked for; b and null come back with new rows
+    assert validate.shared_keys(frame, ["k"], 4).to_list() == [1, 3, 5, 6]
+
+
 def test_incremental_row_count_covers_the_whole_table():
     t, loaded = incremental(tables())
     assert run(t, expected_articles=3, loaded=loaded).critical_failures == []
