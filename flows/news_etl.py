@@ -13,7 +13,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Generator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -119,7 +120,8 @@ def read_prior(warehouse_dir: str, names: tuple[str, ...]) -> dict[str, pl.DataF
 
 def in_background(call: Callable[..., T], *args: Any) -> Future[T]:
     """Run `call` (a Prefect task) in a thread of the flow's process with the flow's context, not on the task
-    runner: with Dask, what it returns would travel from a worker, which may not even see the warehouse."""
+    runner: with Dask it would run on a worker, which may not even see the warehouse (and its result would travel
+    back)."""
     pool = ThreadPoolExecutor(max_workers=1)
     future = pool.submit(contextvars.copy_context().run, call, *args)
     pool.shutdown(wait=False)  # its thread ends with the call
@@ -255,7 +257,8 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
     source_dirs = [source_dir] if isinstance(source_dir, str) else list(source_dir)
     run_id = flow_run.id or uuid.uuid4().hex
     settings = load_settings()
-    with load.writer_lock(warehouse_dir, settings.lock_wait_seconds, on_wait=logger.warning):
+    lock = load.writer_lock(warehouse_dir, settings.lock_wait_seconds, on_wait=logger.warning)
+    with lock, ExitStack() as before_unlock:
         log_stage("start", "full refresh" if full_refresh else "incremental", source_folders=len(source_dirs))
         # The prior tables are read while ingest and clean run; ingest needs only the manifest first.
         manifest = None if full_refresh else read_prior(warehouse_dir, ("manifest",))["manifest"]
@@ -329,7 +332,9 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         # Prior rows were validated when loaded (all are checked again once some were superseded).
         loaded = assemble.loaded_rows(prior) if none_superseded else None
         validated = validate_task(tables, run_id, expected, loaded)
-        data_docs = data_docs_task(validated.gx_results, warehouse_dir)
+        # Rendered while the tables load (Python beside polars' writers); the lock is not released before it ends.
+        rendering = in_background(data_docs_task, validated.gx_results, warehouse_dir)
+        before_unlock.callback(wait, [rendering], timeout=IO_TIMEOUT)
         failed = int((~validated.dq_results["success"]).sum())
         log_stage("validate", checks_passed=validated.dq_results.height - failed, checks_failed=failed,
                   rows_quarantined=validated.quarantine.height)
@@ -337,6 +342,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         index = deduped.index
         del new, deduped, articles, boilerplate, mentions, quotes  # validated.tables holds what loads
         if validated.critical_failures:
+            data_docs = rendering.result(timeout=IO_TIMEOUT)
             publish_summary(summary_markdown(stages, {}, validated, time.monotonic() - started, data_docs))
             raise validate.DataQualityError(
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
@@ -350,8 +356,9 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)
+        data_docs = rendering.result(timeout=IO_TIMEOUT)
     counts = {name: frame.height for name, frame in sorted(tables.items())}
-    log_stage("load", tables=len(counts), rows=sum(counts.values()))
+    log_stage("load", "Data Docs rendered meanwhile", tables=len(counts), rows=sum(counts.values()))
     publish_summary(summary_markdown(stages, counts, validated, time.monotonic() - started, data_docs))
     return counts
 
