@@ -19,7 +19,7 @@ PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
 INDEX_KEYS, INDEX_DF = "_dedup_keys", "_dedup_df"
 HISTORY_TABLES = ("ingest_log", "dq_results", "quarantine")
 MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String, "file_bytes": pl.Int64,
-                   "file_mtime_ns": pl.Int64}
+                   "file_mtime_ns": pl.Int64, "repeat_of": pl.List(pl.String)}
 
 
 def stack(prior: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
@@ -136,14 +136,23 @@ def index_tables(index: DedupIndex, rebuilt: DedupIndex | None, kept_articles: p
 
 def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFrame:
     """Per path, the content hash (with size and modification time) of every file read so far and still in place:
-    the incremental run's skip list. A file skipped for its known content hash keeps its new size and time (so
-    the next run need not hash it) and the run that read it; a replaced file leaves it unless read anew."""
-    prior = prior if prior is not None else pl.DataFrame(schema=MANIFEST_SCHEMA)
+    the incremental run's skip list, with the files each one holds exact repeats from (`repeat_of`: it is read
+    again when one of those is replaced). A file skipped for its known content hash keeps its new size and time (so
+    the next run need not hash it), the run that read it and its repeats; a replaced file leaves it unless read
+    anew."""
+    if prior is None:
+        prior = pl.DataFrame(schema=MANIFEST_SCHEMA)
+    elif "repeat_of" not in prior.columns:  # a manifest from before repeats were kept
+        prior = prior.with_columns(repeat_of=pl.lit(None, MANIFEST_SCHEMA["repeat_of"]))
     files = ingest_log.filter(pl.col("source_line").is_null())
-    read = files.filter(pl.col("status") == "ok")
-    read = read.join(prior.select("source_file", read_by="run_id"), on="source_file", how="left",
-                     maintain_order="left").with_columns(
-        run_id=pl.when(is_unchanged()).then("read_by").otherwise("run_id")
+    repeats = ingest_log.filter(pl.col("source_line").is_not_null() & pl.col("repeat_of").is_not_null()).group_by(
+        "source_file").agg(pl.col("repeat_of").unique().sort().alias("repeats"))
+    read = files.filter(pl.col("status") == "ok").drop("repeat_of")
+    read = read.join(prior.select("source_file", read_by="run_id", repeated="repeat_of"), on="source_file",
+                     how="left", maintain_order="left").join(repeats, on="source_file", how="left",
+                                                             maintain_order="left").with_columns(
+        run_id=pl.when(is_unchanged()).then("read_by").otherwise("run_id"),
+        repeat_of=pl.when(is_unchanged()).then("repeated").otherwise("repeats"),
     ).select(list(MANIFEST_SCHEMA))
     gone = pl.concat([read["source_file"], replaced_files(ingest_log)])
     return stack(prior.filter(~pl.col("source_file").is_in(gone.implode())), read).sort("source_file")

@@ -37,6 +37,7 @@ UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not re
 UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
 UNLISTED = "folder could not be listed"
+REREAD = "read again: it holds exact repeats of articles from a file changed or removed since"
 ORIGIN = ["article_id", "source_file", "source_line"]  # an article's id and where it was read
 # the reason of an article already read, in this or an earlier run: the first one's file and ":line" (if any)
 REPEAT_REASON = "exact repeat of {}{} (same id and text)"
@@ -59,6 +60,7 @@ LOG_SCHEMA = {
     "source_line": pl.Int64,
     "status": pl.String,
     "reason": pl.String,
+    "repeat_of": pl.String,  # an exact repeat's first copy's file
     "n_articles": pl.Int64,
     "format": pl.String,
     "file_bytes": pl.Int64,
@@ -81,11 +83,13 @@ class IngestResult:
     pieces: list[pl.DataFrame] = field(default_factory=list)
     log: list[dict] = field(default_factory=list)
     seen: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    repeat_of: dict[tuple[str, int | None], str] = field(default_factory=dict)  # (file, line) -> first copy's file
 
     def claim(self, article_id: str, source_file: str, line: int | None) -> str | None:
         """Note an article as read; the rejection reason if an identical one (same id and text) was read before."""
         if article_id in self.seen:
             first_file, first_line = self.seen[article_id]
+            self.repeat_of[source_file, line] = first_file
             return REPEAT_REASON.format(first_file, f":{first_line}" if first_line else "")
         self.seen[article_id] = (source_file, line)
         return None
@@ -125,7 +129,8 @@ class IngestResult:
         """(raw_articles, ingest_log)."""
         self.flush()
         raw = pl.concat(self.pieces, rechunk=False) if self.pieces else pl.DataFrame(schema=RAW_SCHEMA)
-        return raw, pl.DataFrame(self.log, schema=LOG_SCHEMA)
+        log = [row | {"repeat_of": self.repeat_of.get((row["source_file"], row["source_line"]))} for row in self.log]
+        return raw, pl.DataFrame(log, schema=LOG_SCHEMA)
 
 
 def discover_files(source_dirs: list[str | Path]) -> list[Path]:
@@ -393,17 +398,22 @@ class Loaded:
 
     hashes: dict[str, str] = field(default_factory=dict)
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    repeats: dict[str, set[str]] = field(default_factory=dict)  # files holding exact repeats -> first copies' files
 
     @classmethod
     def from_manifest(cls, manifest: pl.DataFrame | None) -> Loaded:
         if manifest is None:
             return cls()
         hashes = dict(manifest.select("source_file", "file_hash").iter_rows())
-        if "file_mtime_ns" not in manifest.columns:  # a manifest from before sizes and times were kept
-            return cls(hashes)
-        rows = manifest.filter(pl.col("file_mtime_ns").is_not_null()).select(
-            "source_file", "file_bytes", "file_mtime_ns").iter_rows()
-        return cls(hashes, {path: (size, mtime) for path, size, mtime in rows})
+        stats, repeats = {}, {}
+        if "file_mtime_ns" in manifest.columns:  # a manifest from before sizes and times were kept has none
+            rows = manifest.filter(pl.col("file_mtime_ns").is_not_null()).select(
+                "source_file", "file_bytes", "file_mtime_ns").iter_rows()
+            stats = {path: (size, mtime) for path, size, mtime in rows}
+        if "repeat_of" in manifest.columns:  # nor one from before repeats were kept
+            rows = manifest.filter(pl.col("repeat_of").list.len() > 0).select("source_file", "repeat_of").iter_rows()
+            repeats = {path: set(first_files) for path, first_files in rows}
+        return cls(hashes, stats, repeats)
 
 
 def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:
@@ -470,7 +480,9 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     least one, possibly empty, so later stages can start meanwhile) and returning the ingest log.
 
     Files the `manifest` lists as loaded by an earlier run are logged but not re-read: without even reading
-    them when size and modification time match those of the same path, else when its content hash does.
+    them when size and modification time match those of the same path, else when its content hash does. A file
+    that held exact repeats of articles from another file is read last, and read again whatever its size, time and
+    hash if that file was changed or removed (its first copies are withdrawn, so its repeats are articles again).
     """
     loaded = Loaded.from_manifest(manifest)
     ingested_at = datetime.now(UTC).replace(microsecond=0)
@@ -479,21 +491,46 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     yielded = False
     with cyclic_gc_paused():
         for path in files:
+            if printable_path(path) in loaded.repeats:
+                continue
             read_file(path, ingested_at, run_id, result, loaded)
-            result.flush(min_rows=FLUSH_ROWS)
-            for piece in result.take_pieces():
-                yielded = True
-                yield piece
+            yielded = (yield from flushed(result, FLUSH_ROWS)) or yielded
+        unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
+        removed = removed_files(loaded, source_dirs, files, unlisted)
+        replaced = {*removed, *changed_files(result.log, loaded)}
+        for path in files:
+            first_files = loaded.repeats.get(printable_path(path))
+            if first_files is None:
+                continue
+            again = not first_files.isdisjoint(replaced)
+            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded)
+            if again and result.log[-1]["status"] == "ok":
+                note = result.log[-1]["reason"]
+                result.log[-1]["reason"] = f"{REREAD}; {note}" if note else REREAD
+            yielded = (yield from flushed(result, FLUSH_ROWS)) or yielded
     raw, log = result.frames()
     if raw.height or not yielded:
         yield raw
-    unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
-    removed = [{"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
-                "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()), "file_bytes": None,
-                "file_mtime_ns": None, "file_hash": loaded.hashes[source_file], "run_id": run_id,
-                "logged_at": ingested_at}
-               for source_file in sorted(removed_files(loaded, source_dirs, files, unlisted))]
-    return pl.concat([log, pl.DataFrame(removed, schema=LOG_SCHEMA)])
+    removed_rows = [{"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
+                     "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()),
+                     "file_bytes": None, "file_mtime_ns": None, "file_hash": loaded.hashes[source_file],
+                     "run_id": run_id, "logged_at": ingested_at}
+                    for source_file in sorted(removed)]
+    return pl.concat([log, pl.DataFrame(removed_rows, schema=LOG_SCHEMA)])
+
+
+def flushed(result: IngestResult, min_rows: int) -> Generator[pl.DataFrame, None, bool]:
+    """Yield the articles `result` gathered, once there are at least `min_rows`; returns whether any were."""
+    result.flush(min_rows=min_rows)
+    pieces = result.take_pieces()
+    yield from pieces
+    return bool(pieces)
+
+
+def changed_files(log: list[dict], loaded: Loaded) -> set[str]:
+    """Files earlier runs loaded that were read again in this run (see `assemble.replaced_files`)."""
+    return {row["source_file"] for row in log if row["source_line"] is None and row["source_file"] in loaded.hashes
+            and row["status"] in ("ok", "quarantined") and row["reason"] not in (UNCHANGED_BY_TIME, UNCHANGED_BY_HASH)}
 
 
 def drain(stream: Generator[pl.DataFrame, None, pl.DataFrame], consume: Callable[[pl.DataFrame], object]
@@ -549,15 +586,18 @@ def without_loaded_repeats(articles: pl.DataFrame, log: pl.DataFrame, loaded_art
         pl.when(pl.col("first_line").is_not_null()).then(pl.format(":{}", "first_line")).otherwise(pl.lit(""))))
     files = log.filter(pl.col("source_line").is_null())
     per_file = repeats.group_by("source_file").agg(n_repeats=pl.len(), whole=pl.col("source_line").is_null().all(),
-                                                   whole_reason=pl.col("reason").first())
+                                                   whole_reason=pl.col("reason").first(),
+                                                   whole_first=pl.col("first_file").first())
     files = files.join(per_file, on="source_file", how="left", maintain_order="left").with_columns(
         n_articles=pl.col("n_articles") - pl.col("n_repeats").fill_null(0),
         status=pl.when(pl.col("whole")).then(pl.lit("quarantined")).otherwise("status"),
         reason=pl.when(pl.col("whole")).then("whole_reason").otherwise("reason"),
+        repeat_of=pl.when(pl.col("whole")).then("whole_first").otherwise("repeat_of"),
     ).select(log.columns)
     lines = repeats.filter(pl.col("source_line").is_not_null()).join(
-        files.drop("source_line", "status", "reason", "n_articles"), on="source_file"
-    ).with_columns(status=pl.lit("quarantined"), n_articles=pl.lit(0, pl.Int64)).select(log.columns)
+        files.drop("source_line", "status", "reason", "repeat_of", "n_articles"), on="source_file"
+    ).with_columns(status=pl.lit("quarantined"), repeat_of="first_file",
+                   n_articles=pl.lit(0, pl.Int64)).select(log.columns)
     merged = pl.concat([files, log.filter(pl.col("source_line").is_not_null()), lines])
     return articles.join(repeats, on="article_id", how="anti"), merged.sort(
         "source_file", "source_line", nulls_last=False, maintain_order=True)

@@ -17,7 +17,7 @@ from newsetl.cli import app
 from tasks import load
 from tasks.assemble import INDEX_DF, INDEX_KEYS
 from tasks.dedup import build_index
-from tasks.ingest import REMOVED, is_unchanged
+from tasks.ingest import REMOVED, REREAD, is_unchanged
 from tests.conftest import SEEDS
 
 CONTRACT = {
@@ -236,6 +236,39 @@ def test_removed_emptied_renamed_and_repeated_input_leaves_what_a_full_refresh_b
     latest = again["ingest_log"].filter(pl.col("run_id") == again["ingest_log"]["run_id"][-1])
     assert latest.select(is_unchanged()).to_series().sum() == latest.height - 1  # the empty file is read again
     assert sorted(again["articles"]["article_id"]) == sorted(incremental["articles"]["article_id"])
+
+
+@pytest.mark.parametrize("first_copy", ["removed", "changed"])
+@pytest.mark.parametrize("repeated_in", ["the same run", "a later run"])
+def test_a_repeat_is_loaded_once_its_first_copy_is_withdrawn(first_copy, repeated_in, tmp_path, prefect_harness):
+    src, wh, rebuilt = tmp_path / "src", tmp_path / "wh", tmp_path / "rebuilt"
+    src.mkdir()
+    text = "Ministers from {} met in Geneva on Monday and agreed to keep talking about the grain corridor. " * 3
+    line = lambda n: json.dumps({"id": f"a{n}", "text": text.replace("{}", f"country {n}")})  # noqa: E731
+    day1, day2 = src / "day1.jsonl", src / "day2.jsonl"
+    day1.write_text(line(0) + "\n" + line(1) + "\n")
+    if repeated_in == "a later run":
+        news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    day2.write_text(line(1) + "\n" + line(2) + "\n")
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    assert sorted(load.read_table(wh, "articles")["source_id"]) == ["a0", "a1", "a2"]  # a1 from day1 only
+    if first_copy == "removed":
+        day1.unlink()
+    else:
+        day1.write_text(line(0) + "\n")
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))
+    news_etl(source_dir=str(src), warehouse_dir=str(rebuilt), full_refresh=True)
+    incremental, full = snapshot(wh), snapshot(rebuilt)
+    origin = ["source_id", "source_file"]
+    assert incremental["articles"].select(origin).sort(origin).equals(full["articles"].select(origin).sort(origin))
+    assert (str(day2), "a1") in incremental["articles"].select("source_file", "source_id").rows()
+    log = incremental["ingest_log"].filter(pl.col("run_id") == incremental["ingest_log"]["run_id"][-1])
+    read_again = log.filter((pl.col("source_file") == str(day2)) & pl.col("source_line").is_null())
+    assert read_again.select("status", "reason", "n_articles").row(0) == ("ok", REREAD, 2)
+    assert load.read_table(wh, "manifest").filter(pl.col("source_file") == str(day2))["repeat_of"].to_list() == [None]
+    news_etl(source_dir=str(src), warehouse_dir=str(wh))  # nothing changed: day2 is not read again
+    latest = snapshot(wh)["ingest_log"].filter(pl.col("run_id") == snapshot(wh)["ingest_log"]["run_id"][-1])
+    assert latest.select(is_unchanged()).to_series().all()
 
 
 def test_a_full_refresh_keeps_the_run_histories_and_rewrites_the_dedup_index(seeded, tmp_path):

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tasks.assemble import rebatched
-from tasks.ingest import MAX_ARTICLE_BYTES, ingest_sources
+from tasks.assemble import manifest, rebatched
+from tasks.ingest import MAX_ARTICLE_BYTES, REMOVED, REREAD, ingest_sources, is_unchanged
 from tests.conftest import BAD_INPUT, SEEDS
 
 
@@ -154,7 +154,7 @@ def test_files_with_the_same_size_and_time_are_not_even_read(tmp_path, monkeypat
     (tmp_path / "b.txt").write_text("Story b.txt says the minister stayed on Monday after the vote!!")
     read = []
     monkeypatch.setattr(Path, "read_bytes", lambda self, real=Path.read_bytes: read.append(self.name) or real(self))
-    raw, log = ingest_sources([tmp_path], run_id="r2", manifest=first)
+    raw, log = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
     assert read == ["b.txt"] and raw["source_id"].to_list() == ["b.txt"]
     reasons = dict(zip(log["source_file"].str.split("/").list.last(), log["reason"], strict=True))
     assert reasons["a.txt"] == reasons["c.txt"] == "unchanged since an earlier run (same size and time); not read"
@@ -224,8 +224,6 @@ def test_jsonl_lines_split_only_at_line_breaks_not_at_separators_inside_strings(
 
 
 def test_a_touched_but_unchanged_file_is_hashed_once_then_skipped_by_its_time(tmp_path, monkeypatch):
-    from tasks.assemble import manifest
-
     (tmp_path / "a.txt").write_text("Story a says the minister resigned on Monday after the vote.")
     _, first = ingest_sources([tmp_path], run_id="r1")
     os.utime(tmp_path / "a.txt", ns=(10**18, 10**18))  # touched: a new modification time, the same content
@@ -239,6 +237,25 @@ def test_a_touched_but_unchanged_file_is_hashed_once_then_skipped_by_its_time(tm
     _, third = ingest_sources([tmp_path], run_id="r3", manifest=after_second)
     assert read == ["a.txt"] and third["reason"].to_list() == [
         "unchanged since an earlier run (same size and time); not read"]
+
+
+def test_a_file_holding_repeats_is_read_again_once_their_first_copies_file_is_replaced(tmp_path):
+    line = lambda n: json.dumps({"id": f"a{n}", "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
+    (tmp_path / "a.jsonl").write_text(line(0) + "\n" + line(1) + "\n")
+    (tmp_path / "b.jsonl").write_text(line(1) + "\n" + line(2) + "\n")
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    after_first = manifest(None, first)
+    assert dict(after_first.select("source_file", "repeat_of").iter_rows()) == {
+        str(tmp_path / "a.jsonl"): None, str(tmp_path / "b.jsonl"): [str(tmp_path / "a.jsonl")]}
+    raw, second = ingest_sources([tmp_path], run_id="r2", manifest=after_first)
+    assert raw.is_empty() and second.select(is_unchanged()).to_series().all()
+    assert manifest(after_first, second).equals(after_first)  # an unchanged file keeps its repeats
+    (tmp_path / "a.jsonl").unlink()
+    raw, third = ingest_sources([tmp_path], run_id="r3", manifest=after_first)
+    assert raw["source_id"].to_list() == ["a1", "a2"]
+    assert third.select("source_file", "status", "reason").rows() == [
+        (str(tmp_path / "b.jsonl"), "ok", REREAD), (str(tmp_path / "a.jsonl"), "removed", REMOVED)]
+    assert manifest(after_first, third)["repeat_of"].to_list() == [None]
 
 
 @pytest.mark.parametrize("bulk_from", [0, 10**6], ids=["in bulk", "line by line"])
@@ -360,14 +377,12 @@ def test_the_same_content_at_another_path_is_read_not_skipped(tmp_path):
     _, first = ingest_sources([tmp_path], run_id="r1")
     (tmp_path / "a.txt").write_text((tmp_path / "b.txt").read_text())  # a's content changed to b's
     (tmp_path / "c.txt").write_text((tmp_path / "b.txt").read_text())  # a new copy of b
-    raw, log = ingest_sources([tmp_path], run_id="r2", manifest=first)
+    raw, log = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
     assert sorted(raw["source_id"]) == ["a.txt", "c.txt"]
     assert log.filter(pl.col("source_file").str.ends_with("b.txt"))["reason"].item().startswith("unchanged")
 
 
 def test_files_are_removed_only_from_a_source_folder_that_is_there(tmp_path, monkeypatch):
-    from tasks.assemble import manifest
-
     share, work = tmp_path / "share", tmp_path / "work"
     share.mkdir()
     work.mkdir()
