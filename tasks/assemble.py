@@ -145,8 +145,8 @@ def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFra
     elif "repeat_of" not in prior.columns:  # a manifest from before repeats were kept
         prior = prior.with_columns(repeat_of=pl.lit(None, MANIFEST_SCHEMA["repeat_of"]))
     files = ingest_log.filter(pl.col("source_line").is_null())
-    repeats = ingest_log.filter(pl.col("source_line").is_not_null() & pl.col("repeat_of").is_not_null()).group_by(
-        "source_file").agg(pl.col("repeat_of").unique().sort().alias("repeats"))
+    repeats = ingest_log.filter(pl.col("source_line").is_not_null() & (pl.col("repeat_of") != pl.col("source_file"))
+                                ).group_by("source_file").agg(pl.col("repeat_of").unique().sort().alias("repeats"))
     read = files.filter(pl.col("status") == "ok").drop("repeat_of")
     read = read.join(prior.select("source_file", read_by="run_id", repeated="repeat_of"), on="source_file",
                      how="left", maintain_order="left").join(repeats, on="source_file", how="left",
