@@ -16,12 +16,15 @@ MONTH_RE = (
 
 def bound_re(words: str, adjacent: str = "") -> str:
     """Optional group capturing a word (any case) that bounds a period, up to 60 characters before a date, or one
-    of the `adjacent` words right before it."""
+    of the `adjacent` words right before it; not one bounding a time of day ("before dawn on March 3": the date
+    is the event's)."""
     right_before = rf"|(?:{adjacent})\s+" if adjacent else ""
-    return rf"(?:(?-u:\b)(?i:((?:{words})(?-u:\b)[^.,;]{{0,60}}?{right_before})))?"
+    time_of_day = rf"(?:{words})\s+(?:the\s+)?(?:{TIMES_OF_DAY})(?-u:\b)[^.,;]{{0,60}}?"
+    return rf"(?:(?-u:\b)(?i:{time_of_day}|((?:{words})(?-u:\b)[^.,;]{{0,60}}?{right_before})))?"
 
 
 PERIOD_WORDS = "since|until|till|before"
+TIMES_OF_DAY = "dawn|daybreak|sunrise|first light|morning|noon|midday|afternoon|evening|dusk|sunset|nightfall|midnight"
 # "from" bounds a period only right before its date ("from March 1 to 5", not "withdrew from Kherson on May 2")
 BOUND_RE = bound_re(PERIOD_WORDS, adjacent="from")
 MONTH_BOUND_RE = bound_re(PERIOD_WORDS)

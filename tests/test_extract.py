@@ -379,6 +379,18 @@ def test_dates_bounding_a_period_are_not_event_dates() -> None:
     assert dated["date_precision"].to_list() == ["day"] * 6 + ["month"]
 
 
+def test_a_time_of_day_bound_keeps_its_date() -> None:
+    texts = [
+        "Before dawn on March 3, Russian forces shelled Kharkiv.",
+        "Fighting went on until midnight on May 2.",
+        "Since the morning of 4 May, the city has been shelled.",
+        "Before the vote on May 6 no deal was reached.",  # a bound still
+    ]
+    published = dt.date(2024, 5, 8)
+    dated = dated_sentences(texts, published)
+    assert dated["event_date"].to_list() == [dt.date(2024, 3, 3), dt.date(2024, 5, 2), dt.date(2024, 5, 4), published]
+
+
 def test_event_dates_are_never_past_the_day_after_publication_and_from_bounds_only_its_own_date() -> None:
     texts = [
         "Russia attacked Ukraine on May 12.",  # a past May 12: last year's
