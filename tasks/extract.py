@@ -6,9 +6,11 @@ Pipeline (all polars): sentences -> tokens -> actor mentions (gazetteers, people
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import polars as pl
 
-from tasks.actors import actor_mentions, name_key
+from tasks.actors import actor_gazetteer, actor_mentions, known_people, name_key
 from tasks.dates import DATE_WORDS, resolve_dates
 from tasks.event_rules import assemble_events, match_cues
 from tasks.ids import stable_id_expr
@@ -17,6 +19,8 @@ from tasks.places import match_places
 from tasks.quotes import extract_quotes
 from tasks.sentences import split_sentences, tokenize
 
+LOUD_MIN_WORDS = 3  # words of two or more capitals, and no lower-case letter: a sentence written in capitals
+LOUD_DATE_WORDS = sorted({word.upper() for word in DATE_WORDS})
 EVENT_KEYS = ["story_id", "source_code", "event_type", "target_code", "event_date", "negated"]
 MENTION_SCHEMA = {  # event_mentions columns in order
     "event_id": pl.String,
@@ -64,8 +68,52 @@ def event_id_expr() -> pl.Expr:
     return stable_id_expr(*[flag if key == "negated" else key for key in EVENT_KEYS])
 
 
-def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.DataFrame) -> pl.DataFrame:
-    """Event mention rows (MENTION_SCHEMA) of the sentences with a cue; empty at once when there is none."""
+def loud_sentences(sentences: pl.DataFrame) -> pl.Series:
+    """`sid` of the sentences written in capitals only (a headline, a wire slug, a shouting source)."""
+    caps = sentences.filter(~pl.col("sentence").str.contains(r"\p{Ll}"))
+    return caps.filter(pl.col("sentence").str.count_matches(r"\p{Lu}{2,}") >= LOUD_MIN_WORDS)["sid"]
+
+
+@lru_cache(maxsize=1)
+def cased_words() -> pl.DataFrame:
+    """Per word in capitals (`upper`), the spelling the actor gazetteer or the known people give it (`cased`; a
+    lower-case one first: "POLICE" is "police", "RUSSIA" "Russia", "NATO" "NATO")."""
+    words = pl.concat([actor_gazetteer()["key"], known_people()["name"]]).str.split(" ").explode().drop_nulls()
+    return (
+        pl.DataFrame({"cased": words.unique()})
+        .with_columns(upper=pl.col("cased").str.to_uppercase(), capital=pl.col("cased").str.contains(r"^\p{Lu}"))
+        .sort("upper", "capital", "cased")
+        .unique("upper", keep="first", maintain_order=True)
+        .select("upper", "cased")
+    )
+
+
+def truecased(tokens: pl.DataFrame, loud: pl.Series) -> pl.DataFrame:
+    """`tokens` with those of the `loud` sentences spelled as `cased_words` spells them, else in lower case, so
+    that actors, places and names match as in ordinary text ("RUSSIA ATTACKED UKRAINE": "Russia attacked
+    Ukraine"); a word the gazetteers do not know is no name there."""
+    if loud.is_empty():
+        return tokens
+    rows = tokens["sid"].is_in(loud.implode()).arg_true()  # set in place: tokens stay in order, nothing is sorted
+    cased = tokens[rows].join(cased_words(), left_on="tok", right_on="upper", how="left", maintain_order="left").select(
+        tok=pl.coalesce("cased", "low")).with_columns(cap=pl.col("tok").str.contains(r"^\p{Lu}"))
+    return tokens.with_columns(tokens["tok"].scatter(rows, cased["tok"]), tokens["cap"].scatter(rows, cased["cap"]))
+
+
+def dated_sentences(sentences: pl.DataFrame, loud: pl.Series) -> pl.DataFrame:
+    """`resolve_dates` over `sentences`, reading a `loud` one in title case ("ON MARCH 3": "On March 3")."""
+    if loud.is_empty():
+        return resolve_dates(sentences)
+    is_loud = pl.col("sid").is_in(loud.implode())
+    titled = sentences.with_columns(as_written="sentence", sentence=pl.when(is_loud).then(
+        pl.col("sentence").str.to_titlecase()).otherwise("sentence"))
+    return resolve_dates(titled).with_columns(sentence="as_written").drop("as_written")
+
+
+def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.DataFrame,
+                   loud: pl.Series) -> pl.DataFrame:
+    """Event mention rows (MENTION_SCHEMA) of the sentences with a cue; empty at once when there is none (`loud`:
+    the sentences written in capitals)."""
     cues = match_cues(tokens)
     if cues.is_empty():
         return pl.DataFrame(schema=MENTION_SCHEMA)
@@ -77,9 +125,8 @@ def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.D
     if events.is_empty():
         return pl.DataFrame(schema=MENTION_SCHEMA)
     event_sids = events["sid"].implode()
-    dated = resolve_dates(
-        sentences.filter(pl.col("sid").is_in(event_sids) | pl.col("sentence").str.contains_any(DATE_WORDS))
-    )
+    dated = dated_sentences(sentences.filter(
+        pl.col("sid").is_in(event_sids) | pl.col("sentence").str.contains_any([*DATE_WORDS, *LOUD_DATE_WORDS])), loud)
     return (
         events.join(dated, on="sid")
         .with_columns(event_id=event_id_expr(), sentence=detached(pl.col("sentence")))
@@ -96,9 +143,10 @@ def extract_events(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         return pl.DataFrame(schema=MENTION_SCHEMA), pl.DataFrame(schema=QUOTE_SCHEMA)
     meta = originals.select("article_id", "story_id", "outlet", pl.col("published_date").cast(pl.Date))
     sentences = split_sentences(originals).join(meta, on="article_id")
-    tokens = tokenize(sentences)
+    loud = loud_sentences(sentences)
+    tokens = truecased(tokenize(sentences), loud)
     mentions = actor_mentions(tokens, sentences)
-    mention_rows = event_mentions(tokens, sentences, mentions)
+    mention_rows = event_mentions(tokens, sentences, mentions, loud)
     people = (
         mentions.filter(pl.col("kind") == "person")
         .join(sentences.select("sid", "sentence_index"), on="sid")

@@ -379,6 +379,19 @@ def test_dates_bounding_a_period_are_not_event_dates() -> None:
     assert dated["date_precision"].to_list() == ["day"] * 6 + ["month"]
 
 
+def test_a_sentence_in_capitals_gives_the_events_it_gives_in_ordinary_case() -> None:
+    body = ("Russia attacked Ukraine on March 3. President Vladimir Putin said NATO threatened Russia. "
+            "Police arrested 20 protesters in Minsk on Tuesday. Poland sent aid to Ukraine on Monday.")
+    event = ["sentence_index", "event_date", "source_code", "event_type", "target_code", "negated"]
+    published = dt.date(2024, 3, 8)
+    ordinary, _ = extract_events(article_frame([{"body": body, "published_date": published}]))
+    shouted, _ = extract_events(article_frame([{"body": body.upper(), "published_date": published}]))
+    assert ordinary.height == 4
+    assert shouted.select(event).equals(ordinary.select(event))
+    spans = shouted.select("char_start", "char_end").rows()
+    assert shouted["sentence"].to_list() == [body.upper()[a:b] for a, b in spans]  # the text as written
+
+
 def test_a_time_of_day_bound_keeps_its_date() -> None:
     texts = [
         "Before dawn on March 3, Russian forces shelled Kharkiv.",
