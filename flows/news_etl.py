@@ -187,6 +187,16 @@ def data_docs_task(gx_results: dict, warehouse_dir: str) -> str:
     return str(validate.build_data_docs(gx_results, warehouse_dir, load_settings().expectations_dir))
 
 
+def rendered(rendering: Future[str], logger: logging.LoggerAdapter) -> str:
+    """Where the run's Data Docs are, or why they are not: a report, so its failure fails no run (the tables and
+    `dq_results` hold what it shows)."""
+    try:
+        return rendering.result(timeout=IO_TIMEOUT)
+    except Exception as err:  # noqa: BLE001  any failure, a timeout included, is the report's
+        logger.warning("Data Docs were not rendered: %s: %s", type(err).__name__, err)
+        return f"not rendered ({type(err).__name__}: {err})"
+
+
 def stage_counts(ingest_log: pl.DataFrame, new: dict[str, pl.DataFrame], events: pl.DataFrame,
                  validated: validate.Validated) -> dict[str, dict[str, int]]:
     """What each stage produced this run (the load stage's row counts are reported separately)."""
@@ -342,7 +352,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         index = deduped.index
         del new, deduped, articles, boilerplate, mentions, quotes  # validated.tables holds what loads
         if validated.critical_failures:
-            data_docs = rendering.result(timeout=IO_TIMEOUT)
+            data_docs = rendered(rendering, logger)
             publish_summary(summary_markdown(stages, {}, validated, time.monotonic() - started, data_docs))
             raise validate.DataQualityError(
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
@@ -356,7 +366,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)
-        data_docs = rendering.result(timeout=IO_TIMEOUT)
+        data_docs = rendered(rendering, logger)
     counts = {name: frame.height for name, frame in sorted(tables.items())}
     log_stage("load", "Data Docs rendered meanwhile", tables=len(counts), rows=sum(counts.values()))
     publish_summary(summary_markdown(stages, counts, validated, time.monotonic() - started, data_docs))

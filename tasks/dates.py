@@ -16,14 +16,15 @@ MONTH_RE = (
 
 def bound_re(words: str, adjacent: str = "") -> str:
     """Optional group capturing a word (any case) that bounds a period, up to 60 characters before a date, or one
-    of the `adjacent` words right before it; not one bounding a time of day ("before dawn on March 3": the date
-    is the event's)."""
+    of the `adjacent` words right before it; not an end bounding the time of day of the date right after it
+    ("before dawn on March 3", "until the evening of 4 May": the date is the event's)."""
     right_before = rf"|(?:{adjacent})\s+" if adjacent else ""
-    time_of_day = rf"(?:{words})\s+(?:the\s+)?(?:{TIMES_OF_DAY})(?-u:\b)[^.,;]{{0,60}}?"
+    time_of_day = rf"(?:{END_WORDS})\s+(?:the\s+)?(?:{TIMES_OF_DAY})\s+(?:on|of)\s+(?:the\s+)?"
     return rf"(?:(?-u:\b)(?i:{time_of_day}|((?:{words})(?-u:\b)[^.,;]{{0,60}}?{right_before})))?"
 
 
 PERIOD_WORDS = "since|until|till|before"
+END_WORDS = "until|till|before"  # "since dawn on March 3" starts a period on that day, as "since March 3" does
 TIMES_OF_DAY = "dawn|daybreak|sunrise|first light|morning|noon|midday|afternoon|evening|dusk|sunset|nightfall|midnight"
 # "from" bounds a period only right before its date ("from March 1 to 5", not "withdrew from Kherson on May 2")
 BOUND_RE = bound_re(PERIOD_WORDS, adjacent="from")

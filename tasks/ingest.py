@@ -9,7 +9,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -498,15 +498,14 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
         unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
         removed = removed_files(loaded, source_dirs, files, unlisted)
         replaced = {*removed, *changed_files(result.log, loaded)}
-        for path in files:
-            first_files = loaded.repeats.get(printable_path(path))
-            if first_files is None:
-                continue
-            again = not first_files.isdisjoint(replaced)
-            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded)
+        holding = {printable_path(path): path for path in files if printable_path(path) in loaded.repeats}
+        for source_file in first_copies_first(holding, loaded.repeats):
+            again = not loaded.repeats[source_file].isdisjoint(replaced)
+            read_file(holding[source_file], ingested_at, run_id, result, Loaded() if again else loaded)
             if again and result.log[-1]["status"] == "ok":
                 note = result.log[-1]["reason"]
                 result.log[-1]["reason"] = f"{REREAD}; {note}" if note else REREAD
+            replaced |= changed_files(result.log[-1:], loaded)  # a file holding repeats of it is read again too
             yielded = (yield from flushed(result, FLUSH_ROWS)) or yielded
     raw, log = result.frames()
     if raw.height or not yielded:
@@ -525,6 +524,28 @@ def flushed(result: IngestResult, min_rows: int) -> Generator[pl.DataFrame, None
     pieces = result.take_pieces()
     yield from pieces
     return bool(pieces)
+
+
+def first_copies_first(files: Iterable[str], repeats: dict[str, set[str]]) -> list[str]:
+    """`files` ordered so that a file comes after those of `files` it holds repeats from (`repeats`), else in the
+    order given (a cycle is cut where it closes)."""
+    files = list(files)
+    among, order, seen = set(files), [], set()
+    for start in files:
+        if start in seen:
+            continue
+        stack = [(start, iter(sorted(repeats.get(start, set()) & among)))]
+        seen.add(start)
+        while stack:
+            node, firsts = stack[-1]
+            first = next((f for f in firsts if f not in seen), None)
+            if first is None:
+                order.append(node)
+                stack.pop()
+            else:
+                seen.add(first)
+                stack.append((first, iter(sorted(repeats.get(first, set()) & among))))
+    return order
 
 
 def changed_files(log: list[dict], loaded: Loaded) -> set[str]:

@@ -396,12 +396,18 @@ def test_a_time_of_day_bound_keeps_its_date() -> None:
     texts = [
         "Before dawn on March 3, Russian forces shelled Kharkiv.",
         "Fighting went on until midnight on May 2.",
+        "They fought until the evening of 4 May.",
+        "Before the vote on May 6 no deal was reached.",  # bounds still
+        "Before the morning vote on May 6 no deal was reached.",
+        "Talks stalled before the midnight deadline on May 6.",
         "Since the morning of 4 May, the city has been shelled.",
-        "Before the vote on May 6 no deal was reached.",  # a bound still
+        "Shelling that began before dawn has continued until March 5 in Kharkiv.",
+        "Before dawn in March 2024 troops crossed.",
     ]
     published = dt.date(2024, 5, 8)
     dated = dated_sentences(texts, published)
-    assert dated["event_date"].to_list() == [dt.date(2024, 3, 3), dt.date(2024, 5, 2), dt.date(2024, 5, 4), published]
+    assert dated["event_date"].to_list() == [dt.date(2024, 3, 3), dt.date(2024, 5, 2), dt.date(2024, 5, 4),
+                                             *[published] * 6]
 
 
 def test_event_dates_are_never_past_the_day_after_publication_and_from_bounds_only_its_own_date() -> None:

@@ -271,6 +271,30 @@ def test_a_repeat_is_loaded_once_its_first_copy_is_withdrawn(first_copy, repeate
     assert latest.select(is_unchanged()).to_series().all()
 
 
+def test_a_run_whose_data_docs_fail_still_loads_and_says_so(tmp_path, monkeypatch, prefect_harness):
+    import tasks.validate
+
+    def broken(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tasks.validate, "build_data_docs", broken)
+    warnings = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    handler, logger = Collect(), logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    try:
+        counts = news_etl(source_dir=str(SEEDS), warehouse_dir=str(tmp_path / "wh"))
+    finally:
+        logger.removeHandler(handler)
+    assert counts["articles"] == load.read_table(tmp_path / "wh", "articles").height == 5
+    assert warnings == ["Data Docs were not rendered: OSError: disk full"]
+
+
 def test_a_full_refresh_keeps_the_run_histories_and_rewrites_the_dedup_index(seeded, tmp_path):
     root, _ = seeded
     wh = tmp_path / "wh"

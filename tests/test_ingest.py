@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tasks.assemble import manifest, rebatched
-from tasks.ingest import MAX_ARTICLE_BYTES, REMOVED, REREAD, ingest_sources, is_unchanged
+from tasks.ingest import MAX_ARTICLE_BYTES, REMOVED, REREAD, first_copies_first, ingest_sources, is_unchanged
 from tests.conftest import BAD_INPUT, SEEDS
 
 
@@ -256,6 +256,26 @@ def test_a_file_holding_repeats_is_read_again_once_their_first_copies_file_is_re
     assert third.filter(pl.col("source_line").is_null()).select("source_file", "status", "reason").rows() == [
         (str(tmp_path / "b.jsonl"), "ok", REREAD), (str(tmp_path / "a.jsonl"), "removed", REMOVED)]
     assert manifest(after_first, third)["repeat_of"].to_list() == [None]
+
+
+def test_a_chain_of_repeats_is_read_again_from_its_first_copies_on(tmp_path):
+    line = lambda n: json.dumps({"id": n, "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
+    (tmp_path / "a.jsonl").write_text(line("a1") + "\n")
+    (tmp_path / "b.jsonl").write_text(line("a1") + "\n" + line("b1") + "\n")  # repeats a's a1
+    (tmp_path / "c.jsonl").write_text(line("b1") + "\n")  # repeats b's b1
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    (tmp_path / "b.jsonl").write_text(line("a1") + "\n")  # b1 leaves b: c's copy is an article again
+    raw, second = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
+    assert raw.select("source_id", pl.col("source_file").str.split("/").list.last()).rows() == [
+        ("a1", "b.jsonl"), ("b1", "c.jsonl")]  # (a1 is dropped later: a, unchanged, holds it)
+    files = second.filter(pl.col("source_line").is_null())
+    assert dict(zip(files["source_file"].str.split("/").list.last(), files["reason"], strict=True)) == {
+        "a.jsonl": "unchanged since an earlier run (same size and time); not read", "b.jsonl": None, "c.jsonl": REREAD}
+
+
+def test_files_holding_repeats_are_read_after_the_files_they_repeat():
+    repeats = {"x": {"y"}, "y": {"z", "gone"}, "z": set(), "p": {"q"}, "q": {"p"}}  # p and q: a cycle
+    assert first_copies_first(["x", "p", "y", "q", "z"], repeats) == ["z", "y", "x", "q", "p"]
 
 
 @pytest.mark.parametrize("bulk_from", [0, 10**6], ids=["in bulk", "line by line"])
