@@ -303,7 +303,9 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
         .select("k", target="duplicate_of")
         .join(pool.select(target="article_id", k2="k"), on="target")
     )
-    members = buckets.filter(pl.len().over("band", "key") > 1).sort("band", "key", "k")
+    members = (  # the buckets of two texts or more, each contiguous and in text order (grouped, not sorted whole)
+        buckets.group_by("band", "key").agg(pl.col("k").sort()).filter(pl.col("k").list.len() > 1).explode("k")
+    )
     comp = _copy_groups(prior_links["k"].to_numpy(), prior_links["k2"].to_numpy(), members, is_new,
                         *shingles.all())
     groups = reps.select("rep", "k", "unseen").with_columns(comp=comp).with_columns(
@@ -359,7 +361,7 @@ def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: pl.DataFrame, 
                  sets: ShingleSets, row_of: np.ndarray) -> np.ndarray:
     """Copy-group label per text: the groups linked by the prior copy links (link_a[n], link_b[n]) and by the
     near copies (shingle Jaccard >= NEAR_JACCARD, one text new) among the texts sharing an LSH bucket (`members`:
-    k, band, key sorted by band, key, k). Every member is first tried against its bucket's first member
+    k, band, key; each bucket contiguous, in k order). Every member is first tried against its bucket's first member
     (cheap, and it connects most copy groups), then every pair still spanning two groups; each pair once (in
     the first band it shares), verified in parallel. The groups are the same as when every pair is verified."""
     k, band, key = (members[c].to_numpy() for c in ("k", "band", "key"))
