@@ -12,7 +12,7 @@ import polars as pl
 
 from tasks.dedup import DedupIndex, refresh_stories, without_articles
 from tasks.extract import aggregate_events
-from tasks.ingest import is_unchanged
+from tasks.ingest import REREAD, is_unchanged
 
 PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
 # The dedup index: pipeline state kept in the snapshot beside the tables, without a view and not validated.
@@ -145,6 +145,10 @@ def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFra
     elif "repeat_of" not in prior.columns:  # a manifest from before repeats were kept
         prior = prior.with_columns(repeat_of=pl.lit(None, MANIFEST_SCHEMA["repeat_of"]))
     files = ingest_log.filter(pl.col("source_line").is_null())
+    unread = files.filter((pl.col("status") == "error") & pl.col("reason").str.starts_with(REREAD))["source_file"]
+    prior = prior.with_columns(  # a file that had to be read again but could not be: read it whole next run
+        pl.when(pl.col("source_file").is_in(unread.implode())).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("file_hash", "file_bytes", "file_mtime_ns"))
     repeats = ingest_log.filter(pl.col("source_line").is_not_null() & (pl.col("repeat_of") != pl.col("source_file"))
                                 ).group_by("source_file").agg(pl.col("repeat_of").unique().sort().alias("repeats"))
     read = files.filter(pl.col("status") == "ok").drop("repeat_of")

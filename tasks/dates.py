@@ -40,7 +40,7 @@ DATE_WORDS = [
 WEEKDAY_RE = r"(?-u:\b)(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)(?-u:\b)"
 # what a month-and-day date needs ("July 14", "14th Jul."): a cheap test before the costly regexes
 MONTH_PREFIX_RE = "(?:" + "|".join(m[:3].title() for m in MONTHS) + ")"
-DAY_MONTH_HINT_RE = MONTH_PREFIX_RE + r"[a-z.]*\s+\d|\d(?:st|nd|rd|th)?\s+" + MONTH_PREFIX_RE
+DAY_MONTH_HINT_RE = MONTH_PREFIX_RE + r"[a-z.]*\s+\d|\d(?i:st|nd|rd|th)?\s+" + MONTH_PREFIX_RE
 
 
 def month_number(expr: pl.Expr) -> pl.Expr:
@@ -71,8 +71,8 @@ def resolve_dates(sentences: pl.DataFrame) -> pl.DataFrame:
     s = pl.col("sentence")
     iso = s.str.extract(r"(?-u:\b)(\d{4}-\d{2}-\d{2})(?-u:\b)").str.to_date("%Y-%m-%d", strict=False)
     # a date after "since/until/before" bounds a period and is not the event's date
-    md = s.str.extract_groups(BOUND_RE + MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?-u:\b)(?:,?\s+(\d{4}))?")
-    dm = s.str.extract_groups(BOUND_RE + r"(?-u:\b)(\d{1,2})(?:st|nd|rd|th)?\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?")
+    md = s.str.extract_groups(BOUND_RE + MONTH_RE + r"\s+(\d{1,2})(?i:st|nd|rd|th)?(?-u:\b)(?:,?\s+(\d{4}))?")
+    dm = s.str.extract_groups(BOUND_RE + r"(?-u:\b)(\d{1,2})(?i:st|nd|rd|th)?\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?")
     my = s.str.extract_groups(
         MONTH_BOUND_RE + r"(?-u:\b)(?:[Ii]n|[Bb]y|of)\s+" + MONTH_RE + r"(?:,?\s+(\d{4}))?(?-u:\b)"
     )

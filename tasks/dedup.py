@@ -369,6 +369,8 @@ def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: pl.DataFrame, 
     band_keys = np.zeros((len(is_new), MINHASH_BANDS), np.uint64)
     band_keys[k, band] = key
     root = _joined(np.arange(len(is_new)), link_a, link_b)
+    if not len(k):  # no bucket holds two texts
+        return root
     for anchors_only in (True, False):
         a, b = _bucket_pairs(k, bucket_start, band, band_keys, is_new, root, anchors_only)
         near = jaccard_at_least(sets, row_of[a], row_of[b], NEAR_JACCARD)

@@ -91,7 +91,7 @@ def cased_words() -> pl.DataFrame:
 def truecased(tokens: pl.DataFrame, loud: pl.Series) -> pl.DataFrame:
     """`tokens` with those of the `loud` sentences spelled as `cased_words` spells them, else in lower case, so
     that actors, places and names match as in ordinary text ("RUSSIA ATTACKED UKRAINE": "Russia attacked
-    Ukraine"); a word the gazetteers do not know is no name there."""
+    Ukraine"); a word they do not spell (a city, an unknown person) stays in lower case."""
     if loud.is_empty():
         return tokens
     rows = tokens["sid"].is_in(loud.implode()).arg_true()  # set in place: tokens stay in order, nothing is sorted

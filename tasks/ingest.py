@@ -502,10 +502,11 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
         for source_file in first_copies_first(holding, loaded.repeats):
             again = not loaded.repeats[source_file].isdisjoint(replaced)
             read_file(holding[source_file], ingested_at, run_id, result, Loaded() if again else loaded)
-            if again and result.log[-1]["status"] == "ok":
-                note = result.log[-1]["reason"]
-                result.log[-1]["reason"] = f"{REREAD}; {note}" if note else REREAD
-            replaced |= changed_files(result.log[-1:], loaded)  # a file holding repeats of it is read again too
+            row = result.log[-1]
+            if again and row["status"] in ("ok", "error"):  # an error: the manifest forgets its content (`manifest`)
+                row["reason"] = f"{REREAD}; {row['reason']}" if row["reason"] else REREAD
+            if row["file_hash"] != loaded.hashes.get(source_file):  # its first copies moved only if its content did
+                replaced |= changed_files([row], loaded)
             yielded = (yield from flushed(result, FLUSH_ROWS)) or yielded
     raw, log = result.frames()
     if raw.height or not yielded:

@@ -273,6 +273,43 @@ def test_a_chain_of_repeats_is_read_again_from_its_first_copies_on(tmp_path):
         "a.jsonl": "unchanged since an earlier run (same size and time); not read", "b.jsonl": None, "c.jsonl": REREAD}
 
 
+def test_a_file_read_again_unchanged_does_not_make_the_files_repeating_it_read_again(tmp_path):
+    line = lambda n: json.dumps({"id": n, "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
+    (tmp_path / "a.jsonl").write_text(line("a1") + "\n")
+    (tmp_path / "b.jsonl").write_text(line("a1") + "\n" + line("b1") + "\n")  # repeats a's a1
+    (tmp_path / "c.jsonl").write_text(line("b1") + "\n")  # repeats b's b1, which stays in b
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    (tmp_path / "a.jsonl").unlink()
+    raw, second = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
+    assert raw["source_id"].to_list() == ["a1", "b1"]  # b only
+    files = second.filter(pl.col("source_line").is_null())
+    assert dict(zip(files["source_file"].str.split("/").list.last(), files["reason"], strict=True)) == {
+        "b.jsonl": REREAD, "c.jsonl": "unchanged since an earlier run (same size and time); not read",
+        "a.jsonl": REMOVED}
+
+
+def test_a_file_that_could_not_be_read_again_is_read_whole_next_run(tmp_path, monkeypatch):
+    line = lambda n: json.dumps({"id": n, "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
+    (tmp_path / "a.jsonl").write_text(line("a1") + "\n")
+    (tmp_path / "b.jsonl").write_text(line("a1") + "\n" + line("b1") + "\n")  # repeats a's a1
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    (tmp_path / "a.jsonl").write_text(line("a2") + "\n")  # a1 leaves a: b's copy is an article again
+    real = Path.read_bytes
+
+    def denied(path: Path) -> bytes:
+        if path.name == "b.jsonl":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    _, second = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
+    assert second.filter(pl.col("source_file").str.ends_with("b.jsonl"))["status"].to_list() == ["error"]
+    monkeypatch.setattr(Path, "read_bytes", real)
+    after_second = manifest(manifest(None, first), second)
+    raw, _ = ingest_sources([tmp_path], run_id="r3", manifest=after_second)
+    assert raw["source_id"].to_list() == ["a1", "b1"]
+
+
 def test_files_holding_repeats_are_read_after_the_files_they_repeat():
     repeats = {"x": {"y"}, "y": {"z", "gone"}, "z": set(), "p": {"q"}, "q": {"p"}}  # p and q: a cycle
     assert first_copies_first(["x", "p", "y", "q", "z"], repeats) == ["z", "y", "x", "q", "p"]
