@@ -152,7 +152,7 @@ def summarise(label: str, n: int, run: list[dict]) -> dict:
     """Per stage and total: seconds, articles/s, peak RSS."""
     stages = {s["stage"]: {"seconds": s["seconds"], "articles_per_s": n / s["seconds"] if s["seconds"] else None,
                            "peak_rss_mb": s["peak_rss_mb"], "peak_rss_flow_mb": s["peak_rss_flow_mb"],
-                           "counts": s["counts"], "note": s.get("note", "")} for s in run}
+                           "counts": s["counts"], "note": s["note"]} for s in run}
     total = sum(s["seconds"] for s in run)
     return {"size": label, "articles": n, "stages": stages, "total_seconds": total, "articles_per_s": n / total,
             "peak_rss_mb": max(s["peak_rss_mb"] for s in run),
@@ -166,7 +166,7 @@ def print_table(name: str, summary: dict, floor: float | None) -> None:
     for stage, s in summary["stages"].items():
         rate = f"{s['articles_per_s']:,.0f}" if s["articles_per_s"] else "-"
         print(f"{stage:<10} {s['seconds']:>9.2f} {rate:>12} {s['peak_rss_flow_mb']:>12,.0f} {s['peak_rss_mb']:>13,.0f}"
-              + (f"  [{s['note']}]" if s.get("note") else ""))
+              + (f"  [{s['note']}]" if s["note"] else ""))
     print(f"{'total':<10} {summary['total_seconds']:>9.2f} {summary['articles_per_s']:>12,.0f} "
           f"{summary['peak_rss_flow_mb']:>12,.0f} {summary['peak_rss_mb']:>13,.0f}")
     if floor:

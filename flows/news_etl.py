@@ -45,7 +45,7 @@ CACHE_TTL = timedelta(days=8)  # covers the weekly rebuild; older entries are de
 
 
 def worth_retrying(_task, _task_run, state) -> bool:
-    """Retry IO that may pass (a busy disk, a network share), not a missing source folder."""
+    """Retry IO that may pass (a busy disk, a network share), not a missing file (waiting will not bring it)."""
     return not isinstance(state.result(raise_on_failure=False), FileNotFoundError)
 
 
@@ -187,9 +187,10 @@ def data_docs_task(gx_results: dict, warehouse_dir: str) -> str:
     return str(validate.build_data_docs(gx_results, warehouse_dir, load_settings().expectations_dir))
 
 
-def rendered(rendering: Future[str], logger: logging.LoggerAdapter) -> str:
+def rendered(rendering: Future[str], logger: logging.LoggerAdapter, before_unlock: ExitStack) -> str:
     """Where the run's Data Docs are, or why they are not: a report, so its failure fails no run (the tables and
-    `dq_results` hold what it shows)."""
+    `dq_results` hold what it shows). Waited for here, the wait registered for a failure before is dropped."""
+    before_unlock.pop_all()
     try:
         return rendering.result(timeout=IO_TIMEOUT)
     except Exception as err:  # noqa: BLE001  any failure, a timeout included, is the report's
@@ -352,7 +353,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         index = deduped.index
         del new, deduped, articles, boilerplate, mentions, quotes  # validated.tables holds what loads
         if validated.critical_failures:
-            data_docs = rendered(rendering, logger)
+            data_docs = rendered(rendering, logger, before_unlock)
             publish_summary(summary_markdown(stages, {}, validated, time.monotonic() - started, data_docs))
             raise validate.DataQualityError(
                 f"critical data-quality checks failed; the warehouse was left as it was (details: {data_docs}):\n  "
@@ -366,7 +367,7 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         warning = load_task(warehouse_dir, run_id, replace | index_replace, append | index_append)
         if warning:
             logger.warning(warning)
-        data_docs = rendered(rendering, logger)
+        data_docs = rendered(rendering, logger, before_unlock)
     counts = {name: frame.height for name, frame in sorted(tables.items())}
     log_stage("load", "Data Docs rendered meanwhile", tables=len(counts), rows=sum(counts.values()))
     publish_summary(summary_markdown(stages, counts, validated, time.monotonic() - started, data_docs))

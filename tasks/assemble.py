@@ -12,7 +12,7 @@ import polars as pl
 
 from tasks.dedup import DedupIndex, refresh_stories, without_articles
 from tasks.extract import aggregate_events
-from tasks.ingest import REREAD, is_unchanged
+from tasks.ingest import READ_STATUSES, REREAD, is_unchanged
 
 PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
 # The dedup index: pipeline state kept in the snapshot beside the tables, without a view and not validated.
@@ -84,7 +84,7 @@ def replaced_files(ingest_log: pl.DataFrame) -> pl.Series:
     read (an error may pass)."""
     files = ingest_log.filter(pl.col("source_line").is_null())
     return files.filter((pl.col("status") == "removed")
-                        | pl.col("status").is_in(["ok", "quarantined"]) & ~is_unchanged())["source_file"]
+                        | pl.col("status").is_in(READ_STATUSES) & ~is_unchanged())["source_file"]
 
 
 def superseded_articles(prior_articles: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.Series:

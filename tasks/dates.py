@@ -23,8 +23,8 @@ def bound_re(words: str, adjacent: str = "") -> str:
     return rf"(?:(?-u:\b)(?i:{time_of_day}|((?:{words})(?-u:\b)[^.,;]{{0,60}}?{right_before})))?"
 
 
-PERIOD_WORDS = "since|until|till|before"
-END_WORDS = "until|till|before"  # "since dawn on March 3" starts a period on that day, as "since March 3" does
+END_WORDS = "until|till|before"
+PERIOD_WORDS = "since|" + END_WORDS  # "since dawn on March 3" starts a period on that day, as "since March 3" does
 TIMES_OF_DAY = "dawn|daybreak|sunrise|first light|morning|noon|midday|afternoon|evening|dusk|sunset|nightfall|midnight"
 # "from" bounds a period only right before its date ("from March 1 to 5", not "withdrew from Kherson on May 2")
 BOUND_RE = bound_re(PERIOD_WORDS, adjacent="from")

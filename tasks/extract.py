@@ -20,7 +20,6 @@ from tasks.quotes import extract_quotes
 from tasks.sentences import split_sentences, tokenize
 
 LOUD_MIN_WORDS = 3  # words of two or more capitals, and no lower-case letter: a sentence written in capitals
-LOUD_DATE_WORDS = sorted({word.upper() for word in DATE_WORDS})
 EVENT_KEYS = ["story_id", "source_code", "event_type", "target_code", "event_date", "negated"]
 MENTION_SCHEMA = {  # event_mentions columns in order
     "event_id": pl.String,
@@ -125,8 +124,8 @@ def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.D
     if events.is_empty():
         return pl.DataFrame(schema=MENTION_SCHEMA)
     event_sids = events["sid"].implode()
-    dated = dated_sentences(sentences.filter(
-        pl.col("sid").is_in(event_sids) | pl.col("sentence").str.contains_any([*DATE_WORDS, *LOUD_DATE_WORDS])), loud)
+    dated = dated_sentences(sentences.filter(pl.col("sid").is_in(event_sids) | pl.col("sid").is_in(loud.implode())
+                                             | pl.col("sentence").str.contains_any(DATE_WORDS)), loud)
     return (
         events.join(dated, on="sid")
         .with_columns(event_id=event_id_expr(), sentence=detached(pl.col("sentence")))

@@ -35,6 +35,8 @@ FLUSH_ROWS = 10_000  # articles gathered as Python strings before they become a 
 BULK_JSONL_LINES = 1000  # a JSONL file of fewer lines is read line by line (see `read_jsonl`)
 UNCHANGED_BY_TIME = "unchanged since an earlier run (same size and time); not read"
 UNCHANGED_BY_HASH = "unchanged since an earlier run; not re-read"
+UNCHANGED = (UNCHANGED_BY_TIME, UNCHANGED_BY_HASH)
+READ_STATUSES = ("ok", "quarantined")  # a file read through (after an error its earlier content still holds)
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
 UNLISTED = "folder could not be listed"
 REREAD = "read again: it holds exact repeats of articles from a file changed or removed since"
@@ -488,13 +490,12 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     ingested_at = datetime.now(UTC).replace(microsecond=0)
     result = IngestResult()
     files = discover_files(source_dirs)
-    yielded = False
     with cyclic_gc_paused():
         for path in files:
             if printable_path(path) in loaded.repeats:
                 continue
             read_file(path, ingested_at, run_id, result, loaded)
-            yielded = (yield from flushed(result, FLUSH_ROWS)) or yielded
+            yield from flushed(result, FLUSH_ROWS)
         unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
         removed = removed_files(loaded, source_dirs, files, unlisted)
         replaced = {*removed, *changed_files(result.log, loaded)}
@@ -507,10 +508,9 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
                 row["reason"] = f"{REREAD}; {row['reason']}" if row["reason"] else REREAD
             if row["file_hash"] != loaded.hashes.get(source_file):  # its first copies moved only if its content did
                 replaced |= changed_files([row], loaded)
-            yielded = (yield from flushed(result, FLUSH_ROWS)) or yielded
+            yield from flushed(result, FLUSH_ROWS)
     raw, log = result.frames()
-    if raw.height or not yielded:
-        yield raw
+    yield raw  # the rest, possibly none
     removed_rows = [{"source_file": source_file, "source_line": None, "status": "removed", "reason": REMOVED,
                      "n_articles": 0, "format": ARTICLE_SUFFIXES.get(Path(source_file).suffix.lower()),
                      "file_bytes": None, "file_mtime_ns": None, "file_hash": loaded.hashes[source_file],
@@ -519,12 +519,10 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     return pl.concat([log, pl.DataFrame(removed_rows, schema=LOG_SCHEMA)])
 
 
-def flushed(result: IngestResult, min_rows: int) -> Generator[pl.DataFrame, None, bool]:
-    """Yield the articles `result` gathered, once there are at least `min_rows`; returns whether any were."""
+def flushed(result: IngestResult, min_rows: int) -> Iterator[pl.DataFrame]:
+    """The articles `result` gathered, once there are at least `min_rows`."""
     result.flush(min_rows=min_rows)
-    pieces = result.take_pieces()
-    yield from pieces
-    return bool(pieces)
+    yield from result.take_pieces()
 
 
 def first_copies_first(files: Iterable[str], repeats: dict[str, set[str]]) -> list[str]:
@@ -552,7 +550,7 @@ def first_copies_first(files: Iterable[str], repeats: dict[str, set[str]]) -> li
 def changed_files(log: list[dict], loaded: Loaded) -> set[str]:
     """Files earlier runs loaded that were read again in this run (see `assemble.replaced_files`)."""
     return {row["source_file"] for row in log if row["source_line"] is None and row["source_file"] in loaded.hashes
-            and row["status"] in ("ok", "quarantined") and row["reason"] not in (UNCHANGED_BY_TIME, UNCHANGED_BY_HASH)}
+            and row["status"] in READ_STATUSES and row["reason"] not in UNCHANGED}
 
 
 def drain(stream: Generator[pl.DataFrame, None, pl.DataFrame], consume: Callable[[pl.DataFrame], object]
@@ -589,7 +587,7 @@ def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Pat
 
 def is_unchanged() -> pl.Expr:
     """Whether an ingest-log row is a file skipped as unchanged since an earlier run."""
-    return pl.col("reason").is_in([UNCHANGED_BY_TIME, UNCHANGED_BY_HASH]).fill_null(False)
+    return pl.col("reason").is_in(UNCHANGED).fill_null(False)
 
 
 def without_loaded_repeats(articles: pl.DataFrame, log: pl.DataFrame, loaded_articles: pl.DataFrame | None

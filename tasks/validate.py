@@ -442,18 +442,19 @@ def reference_column(column: str, parent: str) -> str:
     return f"{column}_in_{parent}"
 
 
+def reference_flag(frame: pl.DataFrame, column: str, keys: pl.Series) -> pl.Expr:
+    """Whether `column` of `frame` holds one of `keys` (null where it is null). Keys more numerous than the frame's
+    rows are first cut to those the column holds, so a few rows are not checked against a million keys by hashing
+    every key."""
+    if keys.len() > frame.height:
+        keys = keys.filter(keys.is_in(frame[column].drop_nulls().unique().implode()))
+    return pl.when(pl.col(column).is_null()).then(None).otherwise(pl.col(column).is_in(keys.implode()))
+
+
 def with_reference_flags(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks. A parent larger than `frame`'s
-    column is first cut to the keys that column holds, so a few rows are not checked against a million keys by
-    hashing every key."""
-    flags = []
-    for column, parent, key in REFERENCES.get(table, []):
-        keys = tables[parent][key]
-        if keys.len() > frame.height:
-            keys = keys.filter(keys.is_in(frame[column].drop_nulls().unique().implode()))
-        flags.append(pl.when(pl.col(column).is_null()).then(None).otherwise(pl.col(column).is_in(keys.implode()))
-                     .alias(reference_column(column, parent)))
-    return frame.with_columns(flags)
+    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks."""
+    return frame.with_columns(reference_flag(frame, column, tables[parent][key]).alias(reference_column(column, parent))
+                              for column, parent, key in REFERENCES.get(table, []))
 
 
 def with_derived_columns(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
@@ -494,7 +495,7 @@ def rows_to_check(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFra
         changed = pl.col(key).is_in(tables[child][key].slice(loaded.get(child, 0)).implode())
     else:
         changed = pl.col(ROW) >= loaded.get(table, 0)
-    broken = [pl.col(c).is_not_null() & ~pl.col(c).is_in(tables[parent][key].implode())
+    broken = [~reference_flag(frame, c, tables[parent][key]).fill_null(True)
               for c, parent, key in REFERENCES.get(table, []) if parent not in loaded]
     for e in expectations:
         kwargs = e.configuration.kwargs

@@ -101,6 +101,18 @@ def write_bulk_jsonl(path: Path) -> None:
                             for i in range(ingest.BULK_JSONL_LINES)))
 
 
+def write_stories(path: Path, *ids: str) -> None:
+    """A JSONL file of one short story per id, in order."""
+    path.write_text("".join(json.dumps({"id": i, "text": f"Story {i} says the minister resigned on Monday."}) + "\n"
+                            for i in ids))
+
+
+def file_reasons(log: pl.DataFrame) -> dict[str, str | None]:
+    """The reason of each file's row, by file name."""
+    files = log.filter(pl.col("source_line").is_null())
+    return dict(zip(files["source_file"].str.split("/").list.last(), files["reason"], strict=True))
+
+
 def test_articles_are_yielded_file_by_file_before_later_files_are_read(tmp_path):
     import tasks.ingest as ingest
 
@@ -240,9 +252,8 @@ def test_a_touched_but_unchanged_file_is_hashed_once_then_skipped_by_its_time(tm
 
 
 def test_a_file_holding_repeats_is_read_again_once_their_first_copies_file_is_replaced(tmp_path):
-    line = lambda n: json.dumps({"id": f"a{n}", "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
-    (tmp_path / "a.jsonl").write_text(line(0) + "\n" + line(1) + "\n")
-    (tmp_path / "b.jsonl").write_text(line(1) + "\n" + line(2) + "\n" + line(2) + "\n")  # a repeat of its own too
+    write_stories(tmp_path / "a.jsonl", "a0", "a1")
+    write_stories(tmp_path / "b.jsonl", "a1", "a2", "a2")  # a repeat of its own too
     _, first = ingest_sources([tmp_path], run_id="r1")
     after_first = manifest(None, first)
     assert dict(after_first.select("source_file", "repeat_of").iter_rows()) == {
@@ -259,41 +270,36 @@ def test_a_file_holding_repeats_is_read_again_once_their_first_copies_file_is_re
 
 
 def test_a_chain_of_repeats_is_read_again_from_its_first_copies_on(tmp_path):
-    line = lambda n: json.dumps({"id": n, "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
-    (tmp_path / "a.jsonl").write_text(line("a1") + "\n")
-    (tmp_path / "b.jsonl").write_text(line("a1") + "\n" + line("b1") + "\n")  # repeats a's a1
-    (tmp_path / "c.jsonl").write_text(line("b1") + "\n")  # repeats b's b1
+    write_stories(tmp_path / "a.jsonl", "a1")
+    write_stories(tmp_path / "b.jsonl", "a1", "b1")  # repeats a's a1
+    write_stories(tmp_path / "c.jsonl", "b1")  # repeats b's b1
     _, first = ingest_sources([tmp_path], run_id="r1")
-    (tmp_path / "b.jsonl").write_text(line("a1") + "\n")  # b1 leaves b: c's copy is an article again
+    write_stories(tmp_path / "b.jsonl", "a1")  # b1 leaves b: c's copy is an article again
     raw, second = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
     assert raw.select("source_id", pl.col("source_file").str.split("/").list.last()).rows() == [
         ("a1", "b.jsonl"), ("b1", "c.jsonl")]  # (a1 is dropped later: a, unchanged, holds it)
-    files = second.filter(pl.col("source_line").is_null())
-    assert dict(zip(files["source_file"].str.split("/").list.last(), files["reason"], strict=True)) == {
+    assert file_reasons(second) == {
         "a.jsonl": "unchanged since an earlier run (same size and time); not read", "b.jsonl": None, "c.jsonl": REREAD}
 
 
 def test_a_file_read_again_unchanged_does_not_make_the_files_repeating_it_read_again(tmp_path):
-    line = lambda n: json.dumps({"id": n, "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
-    (tmp_path / "a.jsonl").write_text(line("a1") + "\n")
-    (tmp_path / "b.jsonl").write_text(line("a1") + "\n" + line("b1") + "\n")  # repeats a's a1
-    (tmp_path / "c.jsonl").write_text(line("b1") + "\n")  # repeats b's b1, which stays in b
+    write_stories(tmp_path / "a.jsonl", "a1")
+    write_stories(tmp_path / "b.jsonl", "a1", "b1")  # repeats a's a1
+    write_stories(tmp_path / "c.jsonl", "b1")  # repeats b's b1, which stays in b
     _, first = ingest_sources([tmp_path], run_id="r1")
     (tmp_path / "a.jsonl").unlink()
     raw, second = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
     assert raw["source_id"].to_list() == ["a1", "b1"]  # b only
-    files = second.filter(pl.col("source_line").is_null())
-    assert dict(zip(files["source_file"].str.split("/").list.last(), files["reason"], strict=True)) == {
+    assert file_reasons(second) == {
         "b.jsonl": REREAD, "c.jsonl": "unchanged since an earlier run (same size and time); not read",
         "a.jsonl": REMOVED}
 
 
 def test_a_file_that_could_not_be_read_again_is_read_whole_next_run(tmp_path, monkeypatch):
-    line = lambda n: json.dumps({"id": n, "text": f"Story {n} says the minister resigned on Monday."})  # noqa: E731
-    (tmp_path / "a.jsonl").write_text(line("a1") + "\n")
-    (tmp_path / "b.jsonl").write_text(line("a1") + "\n" + line("b1") + "\n")  # repeats a's a1
+    write_stories(tmp_path / "a.jsonl", "a1")
+    write_stories(tmp_path / "b.jsonl", "a1", "b1")  # repeats a's a1
     _, first = ingest_sources([tmp_path], run_id="r1")
-    (tmp_path / "a.jsonl").write_text(line("a2") + "\n")  # a1 leaves a: b's copy is an article again
+    write_stories(tmp_path / "a.jsonl", "a2")  # a1 leaves a: b's copy is an article again
     real = Path.read_bytes
 
     def denied(path: Path) -> bytes:
