@@ -14,7 +14,10 @@ Evidence: `story_score` (Jaccard for copies, best cosine within the story otherw
 
 Incremental cost: a `DedupIndex` kept with the warehouse holds each article's MinHash band keys and story
 blocking keys, and the corpus' feature document frequencies, so a run reads only the prior texts that are
-candidates for a new article instead of re-processing every prior text.
+candidates for a new article instead of re-processing every prior text. The run's pool of articles holds the new
+ones and only the prior ones that can change their result (the same result as with every prior article): those
+sharing a text or band key with a new text and the first copies they lead to, and those a new text's story
+candidates are drawn from; the stories a run touches are recomputed from all their articles.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from scipy.spatial.distance import squareform
 
 from tasks.dedup_features import (
     ENTITY_WEIGHT,
+    HASH_SEED,
     MINHASH_BANDS,
     ShingleSets,
     doc_frequencies,
@@ -73,7 +77,7 @@ BASE_SCHEMA = {
     "body": pl.String,
     "content_hash": pl.String,
 }
-BASE_COLUMNS = list(BASE_SCHEMA)
+POOL_META = [c for c in BASE_SCHEMA if c != "body"]  # the texts are kept apart
 ADDED_SCHEMA = {
     "story_id": pl.String,
     "duplicate_of": pl.String,
@@ -126,15 +130,24 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
     """Add `story_id`, `duplicate_of`, `duplicate_kind` and evidence to new articles.
 
     `index` must describe `prior` (`build_index(prior)` derives one from the texts). With `prior_stories` (the
-    stories table of `prior`) only the stories that gain articles are recomputed.
+    stories table of `prior`) only the stories that gain articles are recomputed, and only the prior articles that
+    can matter take part (see `_copy_context`, `_story_context`): a run costs in proportion to its new articles.
     """
     if index is None:
         if prior is not None and prior.height:
             raise ValueError("prior articles need their index: pass index=build_index(prior)")
         index = DedupIndex.empty()
-    pool, texts = _article_pool(articles, prior)
-    pool, bands = _mark_copies(pool, texts, index.keys)
-    pool, blocks, df = _assign_story_ids(pool, texts, index)
+    if prior is not None and prior["article_id"].is_in(articles["article_id"].implode()).any():
+        prior = prior.filter(~pl.col("article_id").is_in(articles["article_id"].implode()))  # read again: new
+    narrow = prior_stories is not None and prior is not None and prior.height > 0
+    unseen = _unseen_texts(articles, prior)
+    context = _copy_context(prior, index.keys, articles["content_hash"], unseen) if narrow else prior
+    pool, texts = _article_pool(articles, context)
+    pool, bands = _mark_copies(pool, texts, index.keys, unseen)
+    vectors = _root_vectors(texts, _new_roots(pool), index)
+    if narrow:
+        pool, texts = _widened(pool, texts, _story_context(prior, index.keys, pool, vectors.blocks))
+    pool = _assign_story_ids(pool, texts, index.keys, vectors, prior)
     new = pool.filter("is_new").select("article_id", *ADDED_SCHEMA)
     out = articles.drop([c for c in ADDED_SCHEMA if c in articles.columns]).join(
         new, on="article_id", how="left", maintain_order="left"
@@ -142,18 +155,19 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
     keys = (
         articles.select("article_id")
         .join(bands, on="article_id", how="left", maintain_order="left")
-        .join(blocks, on="article_id", how="left", maintain_order="left")
+        .join(vectors.blocks, on="article_id", how="left", maintain_order="left")
         .select(list(KEYS_SCHEMA))
         .cast(KEYS_SCHEMA)
     )
-    return Dedup(out, _stories_table(pool, texts, prior_stories), DedupIndex(keys, df))
+    stale = _stale_stories(prior, prior_stories) if prior_stories is not None else None
+    return Dedup(out, _stories_table(pool, texts, prior_stories, stale, prior if narrow else None),
+                 DedupIndex(keys, vectors.df))
 
 
 def build_index(articles: pl.DataFrame) -> DedupIndex:
     """The index of articles already assigned to stories, derived from their texts."""
     rows = articles.select("article_id", "content_hash", "published_date", "duplicate_of", "title").with_row_index()
-    reps = rows.sort(copy_order_date(), "article_id", nulls_last=True).unique("content_hash", keep="first",
-                                                                              maintain_order=True)
+    reps = rows.sort(copy_order(), nulls_last=True).unique("content_hash", keep="first", maintain_order=True)
     _, bands = shingle_sets(articles["body"], reps["index"].to_numpy())
     docs = rows.filter(pl.col("duplicate_of").is_null())
     counts, _ = story_features(articles["body"], docs["index"].to_numpy(), docs["title"])
@@ -192,7 +206,7 @@ def without_articles(index: DedupIndex, gone: pl.DataFrame) -> DedupIndex:
 def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFrame:
     """`stories` with the rows that no longer match `articles` (some were quarantined) rebuilt from them."""
     pool, texts = _article_pool(articles.head(0), articles)
-    return _stories_table(pool, texts, stories)
+    return _stories_table(pool, texts, stories, _stale_stories(articles, stories), None)
 
 
 def copy_order_date() -> pl.Expr:
@@ -202,31 +216,123 @@ def copy_order_date() -> pl.Expr:
     return pl.when(published.is_between(EARLIEST_DATE.date(), date.today())).then(published)
 
 
+def copy_order() -> list[pl.Expr]:
+    """The order of copies: earliest (plausible) date first, then smallest id; undated last."""
+    return [copy_order_date(), pl.col("article_id")]
+
+
 def _article_pool(articles: pl.DataFrame, prior: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
-    """Prior and new articles in copy order (earliest date, then smallest id) with a position index, and their
-    texts: the inputs' bodies, not copied; the pool's `text_row` indexes them."""
-    meta = [c for c in BASE_COLUMNS if c != "body"]
+    """Prior and new articles in copy order with a position index, and their texts: the inputs' bodies, not
+    copied; the pool's `text_row` indexes them."""
     offset = prior.height if prior is not None else 0
-    new = articles.select(meta).with_columns(
+    new = articles.select(POOL_META).with_columns(
         is_new=pl.lit(True), **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items()},
         text_row=pl.int_range(pl.len(), dtype=pl.Int64) + offset,
     )
     frames, texts = [new], [articles["body"]]
     if prior is not None and prior.height:
-        old = prior.with_columns(
-            **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items() if c not in prior.columns}
-        ).select(*meta, is_new=pl.lit(False), **{c: pl.col(c).cast(t) for c, t in ADDED_SCHEMA.items()},
-                 text_row=pl.int_range(pl.len(), dtype=pl.Int64))
-        frames.insert(0, old.filter(~pl.col("article_id").is_in(articles["article_id"].implode())))
+        frames.insert(0, _prior_rows(prior, 0))
         texts.insert(0, prior["body"].cast(pl.String))
-    pool = (
-        pl.concat(frames, how="vertical_relaxed")
-        .cast({c: t for c, t in BASE_SCHEMA.items() if c != "body"})
-        .sort(copy_order_date(), "article_id", nulls_last=True)
+    return _in_copy_order(pl.concat(frames, how="vertical_relaxed")), pl.concat(texts, rechunk=False)
+
+
+def _prior_rows(prior: pl.DataFrame, first_text_row: int) -> pl.DataFrame:
+    """Pool rows (without `pos`) of prior articles whose texts start at `first_text_row`."""
+    return prior.with_columns(
+        **{c: pl.lit(None, dtype=t) for c, t in ADDED_SCHEMA.items() if c not in prior.columns}
+    ).select(*POOL_META, is_new=pl.lit(False), **{c: pl.col(c).cast(t) for c, t in ADDED_SCHEMA.items()},
+             text_row=pl.int_range(pl.len(), dtype=pl.Int64) + first_text_row)
+
+
+def _in_copy_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """Pool rows sorted in copy order, numbered by `pos`."""
+    return (
+        rows.cast({c: BASE_SCHEMA[c] for c in POOL_META})
+        .sort(copy_order(), nulls_last=True)
         .with_row_index("pos")
         .with_columns(pl.col("pos").cast(pl.Int64))
     )
-    return pool, pl.concat(texts, rechunk=False)
+
+
+def _widened(pool: pl.DataFrame, texts: pl.Series, prior: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """`pool` (copies marked) and its texts with the `prior` articles added, each of them its own copy group;
+    the pool's rows keep their copy groups."""
+    if prior.is_empty():
+        return pool, texts
+    rows = pl.concat([
+        pool.join(pool.select(root="pos", root_id="article_id"), on="root", maintain_order="left").drop("pos", "root"),
+        _prior_rows(prior, len(texts)).with_columns(root_id="article_id"),
+    ], how="diagonal_relaxed")
+    wider = _in_copy_order(rows)
+    wider = wider.join(wider.select(root_id="article_id", root="pos"), on="root_id", maintain_order="left")
+    return wider.drop("root_id"), pl.concat([texts, prior["body"].cast(pl.String)], rechunk=False)
+
+
+class _Unseen(NamedTuple):
+    """The texts of new articles no prior article has, one per content hash (its first copy's) in copy order:
+    their shingle sets and MinHash band keys."""
+
+    content_hash: pl.Series
+    sets: ShingleSets
+    bands: np.ndarray
+
+
+def _unseen_texts(articles: pl.DataFrame, prior: pl.DataFrame | None) -> _Unseen:
+    """Shingle the new texts (see `_Unseen`)."""
+    firsts = (
+        articles.select("article_id", "published_date", "content_hash", row=pl.int_range(pl.len()))
+        .sort(copy_order(), nulls_last=True)
+        .unique("content_hash", keep="first", maintain_order=True)
+    )
+    if prior is not None and prior.height:
+        firsts = firsts.filter(~pl.col("content_hash").is_in(prior["content_hash"].implode()))
+    sets, bands = shingle_sets(articles["body"], firsts["row"].to_numpy())
+    return _Unseen(firsts["content_hash"], sets, bands)
+
+
+def _with_any(keys: pl.DataFrame, column: str, values: pl.Series) -> pl.DataFrame:
+    """The rows of `keys` whose list `column` holds one of `values`."""
+    return keys.filter(pl.col(column).list.eval(pl.element().is_in(values.implode())).list.any())
+
+
+def _copy_context(prior: pl.DataFrame, keys: pl.DataFrame, hashes: pl.Series, unseen: _Unseen) -> pl.DataFrame:
+    """The prior articles that can decide a new text's copy group (its content hash in `hashes`): those with its
+    text or a MinHash band key of it (a superset of those sharing a bucket), then the first copies they point to
+    and the articles with the same text as any of these, transitively. (Copies of them with other texts are left
+    out: they come later in copy order than what they point to, so they cannot lead the group.)"""
+    band_keys = unseen.bands.reshape(-1)
+    ids = _with_any(keys, "bands", pl.Series(band_keys[band_keys != 0]))["article_id"]
+    rows = prior.select("article_id", "content_hash", "duplicate_of")
+    held = rows.filter(pl.col("article_id").is_in(ids.implode()) | pl.col("content_hash").is_in(hashes.implode()))
+    while True:
+        grown = rows.filter(pl.col("article_id").is_in(held["duplicate_of"].drop_nulls().implode())
+                            | pl.col("content_hash").is_in(held["content_hash"].implode()))
+        if grown.height == held.height:
+            return prior.filter(pl.col("article_id").is_in(held["article_id"].implode()))
+        held = grown
+
+
+def _story_context(prior: pl.DataFrame, keys: pl.DataFrame, pool: pl.DataFrame, blocks: pl.DataFrame
+                   ) -> pl.DataFrame:
+    """The prior articles not in `pool` that `_candidate_pairs` can pair with a new first copy (`blocks`: their
+    article_id, block): all with one of its blocking keys in its week or the adjacent ones, undated ones
+    included (all with the key when it is undated), so every (key, week) group it looks at is whole."""
+    week = (pl.col("published_date").cast(pl.Int64) // DATE_WINDOW_DAYS).alias("week")
+    probes = blocks.join(pool.select("article_id", week), on="article_id").select("block", "week").explode(
+        "block").drop_nulls("block")
+    probe_keys = probes["block"].unique().implode()
+    hits = _with_any(keys.select("article_id", "block"), "block", probes["block"].unique()).join(
+        pool.select("article_id"), on="article_id", how="anti")
+    entries = hits.explode("block").filter(pl.col("block").is_in(probe_keys)).join(
+        prior.select("article_id", week).filter(pl.col("article_id").is_in(hits["article_id"].implode())),
+        on="article_id")
+    key_week = pl.col("block").hash(HASH_SEED) ^ pl.col("week").hash(HASH_SEED + 1)  # a clash only adds an article
+    near = probes.filter(pl.col("week").is_not_null()).select(
+        "block", week=pl.concat_list(pl.col("week") - 1, "week", pl.col("week") + 1)).explode("week")
+    undated_keys = probes.filter(pl.col("week").is_null())["block"].implode()
+    probed = entries.filter(pl.col("week").is_null() | pl.col("block").is_in(undated_keys)
+                            | key_week.is_in(near.select(key_week).to_series().implode()))
+    return prior.filter(pl.col("article_id").is_in(probed["article_id"].unique().implode()))
 
 
 class _ShingleRows:
@@ -263,13 +369,13 @@ class _ShingleRows:
         return sets, self.row_of
 
 
-def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
+def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame, new_texts: _Unseen
                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Add `root` (pos of the first copy of the copy group: exact and near copies, transitively) and set
     duplicate_of/kind/score/evidence for new copies; also return the band keys of new texts (article_id, bands).
 
-    Only texts never seen before are shingled; prior texts are found through their stored band keys and
-    shingled only when they are a candidate."""
+    The texts never seen before come shingled (`new_texts`); prior texts are found through their stored band keys
+    and shingled only when they are a candidate."""
     reps = (
         pool.group_by("content_hash")
         .agg(rep=pl.col("pos").min(), unseen=pl.col("is_new").all())
@@ -280,9 +386,10 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame
     rep_pos = reps["rep"].to_numpy()
     text_rows = pool["text_row"].gather(rep_pos).to_numpy()
     shingles = _ShingleRows(texts, text_rows)
-    unseen = reps.filter("unseen")["k"].to_numpy()
-    sets, bands = shingle_sets(texts, text_rows[unseen])
-    shingles.add(unseen, sets)
+    first_seen = reps.filter("unseen")
+    assert first_seen["content_hash"].equals(new_texts.content_hash, check_names=False), "unseen texts out of order"
+    unseen, bands = first_seen["k"].to_numpy(), new_texts.bands
+    shingles.add(unseen, new_texts.sets)
     is_new = np.zeros(len(rep_pos), bool)
     is_new[unseen] = True
     prior_bands = (
@@ -435,24 +542,52 @@ def _union(parent: np.ndarray, a: int, b: int) -> None:
     parent[max(ra, rb)] = min(ra, rb)
 
 
-def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex
-                      ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Cluster copy-group roots into stories; copies and copy groups touching a prior story inherit its id.
-    Also returns the new articles' blocking keys (article_id, block, block_w) and the updated frequencies."""
+def _new_roots(pool: pl.DataFrame) -> pl.DataFrame:
+    """The new first copies of the pool's copy groups, in pool order: the new texts that enter the index."""
+    return pool.filter(pl.col("is_new") & (pl.col("pos") == pl.col("root")))
+
+
+class _RootVectors(NamedTuple):
+    """TF-IDF rows of the new first copies (in pool order), their vocabulary and blocking keys (article_id,
+    block, block_w), the feature frequencies including them, and the number of clustered docs those count."""
+
+    x: sp.csr_matrix
+    vocab: pl.DataFrame
+    blocks: pl.DataFrame
+    df: pl.DataFrame
+    n_docs: int
+
+
+def _root_vectors(texts: pl.Series, roots: pl.DataFrame, index: DedupIndex) -> _RootVectors:
+    """`_RootVectors` of `roots` (every new first copy enters the index, as `build_index` would count it)."""
+    counts, vocab = story_features(texts, roots["text_row"].to_numpy(), roots["title"])
+    df = (
+        pl.concat([index.df, doc_frequencies(counts)], how="vertical_relaxed")
+        .group_by("key").agg(pl.col("df").sum())
+        .cast(DF_SCHEMA)
+    )
+    n_docs = int(index.keys["block"].is_not_null().sum()) + roots.height
+    x = tfidf_matrix(counts, df, n_docs)
+    blocks = _blocking_keys(x, df, n_docs).select(roots["article_id"], "block", "block_w")
+    return _RootVectors(x, vocab, blocks, df, n_docs)
+
+
+def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame, vectors: _RootVectors,
+                      prior: pl.DataFrame | None) -> pl.DataFrame:
+    """Cluster the new first copies not in a prior copy group into stories; copies and copy groups touching a
+    prior story inherit its id."""
     group_story = (
         pool.filter(~pl.col("is_new")).sort("pos").group_by("root").agg(group_story=pl.col("story_id").first())
     )
     pool = pool.join(group_story, on="root", how="left", maintain_order="left")
-    # every new first copy enters the index (as `build_index` would count it); those not already in a story
-    # are clustered
-    roots = pool.filter(pl.col("is_new") & (pl.col("pos") == pl.col("root")))
-    labels, blocks, df = _cluster_docs(pool, texts, roots, roots["group_story"].is_null(), index)
+    roots = _new_roots(pool)
+    labels = _cluster_docs(pool, texts, roots, roots["group_story"].is_null(), prior_keys, vectors, prior)
     pool = pool.join(labels, on="pos", how="left", maintain_order="left")
     root_story = pool.select(root="pos", root_story=pl.coalesce("cluster_story", "group_story"))
     pool = pool.join(root_story, on="root", how="left", maintain_order="left")
     is_clustered = pl.col("cluster_story").is_not_null() & pl.col("is_new")
     joins_copies = pl.col("is_new") & pl.col("story_evidence").is_null() & pl.col("group_story").is_not_null()
-    pool = pool.with_columns(
+    return pool.with_columns(
         story_id=pl.when(pl.col("is_new")).then(pl.coalesce("root_story", "group_story")).otherwise("story_id"),
         story_score=pl.when(is_clustered).then("cluster_score").otherwise("story_score"),
         story_evidence=pl.when(is_clustered)
@@ -461,29 +596,22 @@ def _assign_story_ids(pool: pl.DataFrame, texts: pl.Series, index: DedupIndex
         .then(pl.lit("first copy of texts already in this story"))
         .otherwise("story_evidence"),
     ).drop("group_story", "cluster_story", "cluster_score", "cluster_evidence", "root_story")
-    return pool, blocks, df
 
 
 def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, roots: pl.DataFrame, to_cluster: pl.Series,
-                  index: DedupIndex) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Story per new doc of `roots` where `to_cluster` (pos, cluster_story, cluster_score, cluster_evidence), the
-    blocking keys of all `roots`, and the feature frequencies including them."""
+                  prior_keys: pl.DataFrame, vectors: _RootVectors, prior: pl.DataFrame | None) -> pl.DataFrame:
+    """Story per new doc of `roots` where `to_cluster` (pos, cluster_story, cluster_score, cluster_evidence)."""
     empty = {"pos": pl.Int64, "cluster_story": pl.String, "cluster_score": pl.Float64, "cluster_evidence": pl.String}
-    x_roots, vocab, df, n_docs = _new_vectors(texts, roots, index)
-    root_blocks = _blocking_keys(x_roots, df, n_docs).join(
-        roots.select("pos").with_row_index("doc").cast({"doc": pl.Int64}), on="doc"
-    ).drop("doc")
-    blocks = root_blocks.join(roots.select("pos", "article_id"), on="pos").drop("pos")
     new = roots.filter(to_cluster)
-    x_new = x_roots[np.flatnonzero(to_cluster.to_numpy())]
-    new_blocks = root_blocks.join(new.select("pos"), on="pos", how="semi", maintain_order="left")
     if not new.height:
-        return pl.DataFrame(schema=empty), blocks, df
-    prior_blocks = index.keys.filter(pl.col("block").is_not_null()).select("article_id", "block", "block_w").join(
+        return pl.DataFrame(schema=empty)
+    x_new = vectors.x[np.flatnonzero(to_cluster.to_numpy())]
+    new_blocks = vectors.blocks.join(new.select("article_id", "pos"), on="article_id", maintain_order="right")
+    prior_blocks = prior_keys.filter(pl.col("block").is_not_null()).select("article_id", "block", "block_w").join(
         pool.filter(~pl.col("is_new")).select("article_id", "pos"), on="article_id"
-    ).drop("article_id")
+    )
     dates = pool.select("pos", "published_date", "is_new")
-    pairs = _candidate_pairs(pl.concat([new_blocks, prior_blocks]).join(dates, on="pos"))
+    pairs = _candidate_pairs(pl.concat([new_blocks, prior_blocks]).drop("article_id").join(dates, on="pos"))
     candidates = pairs.filter(~pl.col("new_j")).select(pos="j").unique().sort("pos")
     docs = pl.concat([new.select("pos"), candidates]).join(
         pool.select("pos", "article_id", "is_new", "story_id", "published_date", "text_row", "title"), on="pos",
@@ -491,7 +619,7 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, roots: pl.DataFrame, to_
     )
     prior_docs = docs.slice(new.height)
     counts, prior_vocab = story_features(texts, prior_docs["text_row"].to_numpy(), prior_docs["title"])
-    x = sp.vstack([x_new, tfidf_matrix(counts, df, n_docs)], format="csr")
+    x = sp.vstack([x_new, tfidf_matrix(counts, vectors.df, vectors.n_docs)], format="csr")
     local = docs.select("pos").with_row_index("idx").cast({"idx": pl.Int64})
     pairs = pairs.join(local.select(i="pos", li="idx"), on="i").join(local.select(j="pos", lj="idx"), on="j")
     i, j = pairs["li"].to_numpy(), pairs["lj"].to_numpy()
@@ -500,30 +628,15 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, roots: pl.DataFrame, to_
     both_new = is_new[i] & is_new[j]
     label = _average_link(docs.height, i[both_new], j[both_new], sim[both_new], np.flatnonzero(is_new))
     label = _contrast_split(x, label)
-    vectors = _StoryVectors(pool, texts, df, n_docs)
-    story = _attach_to_prior(x, vectors, docs, label, i[~both_new], j[~both_new], sim[~both_new])
-    vocab = pl.concat([vocab, prior_vocab]).unique("key")
+    stories = _StoryVectors(prior, vectors.df, vectors.n_docs)
+    story = _attach_to_prior(x, stories, docs, label, i[~both_new], j[~both_new], sim[~both_new])
+    vocab = pl.concat([vectors.vocab, prior_vocab]).unique("key")
     score, evidence = _evidence(x, vocab, docs["article_id"], story, i, j, sim)
-    labels = (
+    return (
         docs.select("pos")
         .with_columns(cluster_story=story, cluster_score=score, cluster_evidence=evidence)
         .filter(pl.Series(is_new))
     )
-    return labels, blocks, df
-
-
-def _new_vectors(texts: pl.Series, new: pl.DataFrame, index: DedupIndex
-                 ) -> tuple[sp.csr_matrix, pl.DataFrame, pl.DataFrame, int]:
-    """TF-IDF rows of the new docs, their vocabulary, the feature frequencies including them, and the number of
-    clustered docs those frequencies count."""
-    counts, vocab = story_features(texts, new["text_row"].to_numpy(), new["title"])
-    df = (
-        pl.concat([index.df, doc_frequencies(counts)], how="vertical_relaxed")
-        .group_by("key").agg(pl.col("df").sum())
-        .cast(DF_SCHEMA)
-    )
-    n_docs = int(index.keys["block"].is_not_null().sum()) + new.height
-    return tfidf_matrix(counts, df, n_docs), vocab, df, n_docs
 
 
 def _blocking_keys(x: sp.csr_matrix, df: pl.DataFrame, n_docs: int) -> pl.DataFrame:
@@ -697,20 +810,25 @@ def _add_groups(first: int, end: int, e: int, m: int, group_start: np.ndarray, d
 
 
 class _StoryVectors:
-    """TF-IDF rows of prior docs of the pool, computed on demand (for the contrast test against a story)."""
+    """TF-IDF rows of the prior stories' clustered docs, computed on demand (for the contrast test against a
+    story)."""
 
-    def __init__(self, pool: pl.DataFrame, texts: pl.Series, df: pl.DataFrame, n_docs: int) -> None:
-        self.docs = pool.filter(~pl.col("is_new") & pl.col("duplicate_of").is_null())
-        self.texts, self.df, self.n_docs = texts, df, n_docs
+    def __init__(self, prior: pl.DataFrame | None, df: pl.DataFrame, n_docs: int) -> None:
+        self.prior, self.df, self.n_docs = prior, df, n_docs
 
-    def story_sizes(self) -> pl.DataFrame:
-        """Clustered prior docs per story (story_id, n_story)."""
-        return self.docs.group_by("story_id").agg(n_story=pl.len())
+    def story_sizes(self, story_ids: pl.Series) -> pl.DataFrame:
+        """Clustered prior docs per story of `story_ids` (story_id, n_story)."""
+        if self.prior is None:
+            return pl.DataFrame(schema={"story_id": pl.String, "n_story": pl.UInt32})
+        docs = self.prior.select("story_id", "duplicate_of").filter(
+            pl.col("story_id").is_in(story_ids.implode()) & pl.col("duplicate_of").is_null())
+        return docs.group_by("story_id").agg(n_story=pl.len())
 
     def of_story(self, story_id: str) -> sp.csr_matrix:
         """Vectors of a prior story's clustered docs."""
-        members = self.docs.filter(pl.col("story_id") == story_id)
-        counts, _ = story_features(self.texts, members["text_row"].to_numpy(), members["title"])
+        members = self.prior.select(*POOL_META, "story_id", "duplicate_of", row=pl.int_range(pl.len())).filter(
+            (pl.col("story_id") == story_id) & pl.col("duplicate_of").is_null()).sort(copy_order(), nulls_last=True)
+        counts, _ = story_features(self.prior["body"].cast(pl.String), members["row"].to_numpy(), members["title"])
         return tfidf_matrix(counts, self.df, self.n_docs)
 
 
@@ -899,7 +1017,7 @@ def _attach_to_prior(
         .group_by("label", "story_id")
         .agg(total=pl.col("sim").sum())
         .join(sizes, on="label")
-        .join(vectors.story_sizes(), on="story_id")
+        .join(vectors.story_sizes(frame.filter(~pl.col("is_new"))["story_id"].unique()), on="story_id")
         .with_columns(avg=pl.col("total") / (pl.col("n_label") * pl.col("n_story")))
         .filter(pl.col("avg") >= STORY_THRESHOLD)
         .sort("label", "avg", "story_id", descending=[False, True, False])
@@ -1023,22 +1141,37 @@ def lead_sentence(body: pl.Expr, max_chars: int = 160) -> pl.Expr:
     )
 
 
-def _stories_table(pool: pl.DataFrame, texts: pl.Series, prior_stories: pl.DataFrame | None) -> pl.DataFrame:
+def _stale_stories(prior: pl.DataFrame | None, prior_stories: pl.DataFrame) -> pl.Series:
+    """Ids of prior stories that no longer match the prior articles (some were quarantined after the stories were
+    built): another number of articles, or a canonical article that is not among them."""
+    if prior is None:
+        return prior_stories["story_id"]
+    held = prior.group_by("story_id").agg(held=pl.len())
+    miscounted = prior_stories.join(held, on="story_id", how="left").filter(
+        (pl.col("held") != pl.col("n_articles")).fill_null(True))
+    uncanonical = prior_stories.join(prior.select("story_id", canonical_article_id="article_id"),
+                                     on=["story_id", "canonical_article_id"], how="anti")
+    return pl.concat([miscounted["story_id"], uncanonical["story_id"]]).unique()
+
+
+def _stories_table(pool: pl.DataFrame, texts: pl.Series, prior_stories: pl.DataFrame | None,
+                   stale: pl.Series | None, prior: pl.DataFrame | None) -> pl.DataFrame:
     """One row per story over prior and new articles. Prior stories are carried over unless they gained an
-    article or no longer match their articles (some were quarantined after the stories were built)."""
+    article or are `stale`; the other articles of the stories recomputed are taken from `prior` when the pool
+    holds only some prior articles."""
     kept = None
     if prior_stories is not None:
-        held = pool.group_by("story_id").agg(held=pl.len(), ids=pl.col("article_id"))
-        stale = prior_stories.join(held, on="story_id", how="left").filter(
-            (pl.col("held") != pl.col("n_articles")).fill_null(True)
-            | ~pl.col("ids").list.contains(pl.col("canonical_article_id")).fill_null(False)
-        )
-        touched = pl.concat([pool.filter("is_new")["story_id"], stale["story_id"]]).unique()
-        pool = pool.filter(pl.col("story_id").is_in(touched.implode()))
-        kept = prior_stories.filter(~pl.col("story_id").is_in(touched.implode()))
+        touched = pl.concat([pool.filter("is_new")["story_id"], stale]).unique().implode()
+        pool = pool.filter(pl.col("story_id").is_in(touched))
+        kept = prior_stories.filter(~pl.col("story_id").is_in(touched))
+        if prior is not None:
+            members = prior.filter(pl.col("story_id").is_in(touched)).join(pool.select("article_id"),
+                                                                           on="article_id", how="anti")
+            pool, texts = pl.concat([pool, _prior_rows(members, len(texts))], how="diagonal_relaxed"), pl.concat(
+                [texts, members["body"].cast(pl.String)], rechunk=False)
     canonical = (
         pool.filter(pl.col("duplicate_of").is_null())
-        .sort("pos")
+        .sort(copy_order(), nulls_last=True)
         .group_by("story_id")
         .agg(canonical_article_id=pl.col("article_id").first(), title=pl.col("title").drop_nulls().first(),
              text_row=pl.col("text_row").first())

@@ -302,3 +302,41 @@ def test_an_implausible_date_does_not_make_a_text_the_original_of_its_copies() -
                                       article("later", body, None, None, date(2999, 1, 1))]))
     copies = dict(zip(out["article_id"], out["duplicate_of"], strict=True))
     assert copies == {"now": None, "old": "now", "later": "now"}
+
+
+def varied_coverage(seed: int) -> list[dict]:
+    """Articles of the seed and quake stories as many outlets would publish them: reworded (sentences dropped and
+    reordered), exact and near copies, late-arriving earlier copies, and some undated."""
+    rng = np.random.default_rng(seed)
+    bases = [(r["article_id"], r["body"], r["published_date"]) for r in seed_rows()]
+    bases += [(aid, body, date(2009, 4, 6) if outlet == "Italy" else date(2010, 1, 12)) for aid, outlet, body in QUAKES]
+    rows = []
+    for n in range(90):
+        base_id, body, published = bases[int(rng.integers(len(bases)))]
+        sentences = re.split(r"(?<=[.!?])\s+", body)
+        kind = rng.choice(["reworded", "exact", "near", "earlier", "undated"])
+        if kind == "reworded" and len(sentences) > 2:
+            keep = rng.permutation(len(sentences))[: max(2, len(sentences) * 2 // 3)]
+            body = " ".join(sentences[k] for k in sorted(keep, reverse=bool(rng.integers(2))))
+        elif kind == "near":
+            words = body.split(" ")
+            spot = int(rng.integers(len(words)))
+            body = " ".join(words[:spot] + ["reportedly"] + words[spot:])
+        shift = -int(rng.integers(1, 4)) if kind == "earlier" else int(rng.integers(0, 10))
+        day = None if kind == "undated" else date.fromordinal(published.toordinal() + shift)
+        rows.append(article(f"{base_id}-{n:03d}", body, None, f"Outlet {n % 7}", day))
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_incremental_run_on_the_prior_articles_that_matter_equals_one_on_all(seed: int) -> None:
+    rows = varied_coverage(seed)
+    first, first_stories, index = assign_stories(frame(rows[:60]))
+    later = frame(rows[60:])
+    narrowed = assign_stories(later, prior=first, index=index, prior_stories=first_stories)
+    whole = assign_stories(later, prior=first, index=index)  # no prior stories: every prior article takes part
+    assert narrowed.articles.equals(whole.articles)
+    assert narrowed.stories.equals(whole.stories)
+    assert narrowed.index.keys.equals(whole.index.keys)
+    assert narrowed.articles["duplicate_of"].is_not_null().sum() >= 5  # copies of prior texts were found
+    assert set(narrowed.articles["story_id"]) & set(first["story_id"])  # and prior stories joined
