@@ -16,8 +16,8 @@ Incremental cost: a `DedupIndex` kept with the warehouse holds each article's Mi
 blocking keys, and the corpus' feature document frequencies, so a run reads only the prior texts that are
 candidates for a new article instead of re-processing every prior text. The run's pool of articles holds the new
 ones and only the prior ones that can change their result (the same result as with every prior article): those
-sharing a text or band key with a new text and the first copies they lead to, and those a new text's story
-candidates are drawn from; the stories a run touches are recomputed from all their articles.
+sharing a text or band key with a new text and the first copy of each of their copy groups, and those a new
+text's story candidates are drawn from; the stories a run touches are recomputed from all their articles.
 """
 
 from __future__ import annotations
@@ -141,9 +141,10 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
         prior = prior.filter(~pl.col("article_id").is_in(articles["article_id"].implode()))  # read again: new
     narrow = prior_stories is not None and prior is not None and prior.height > 0
     unseen = _unseen_texts(articles, prior)
-    context = _copy_context(prior, index.keys, articles["content_hash"], unseen) if narrow else prior
+    groups = _prior_groups(prior)
+    context = _copy_context(prior, index.keys, articles["content_hash"], unseen, groups) if narrow else prior
     pool, texts = _article_pool(articles, context)
-    pool, bands = _mark_copies(pool, texts, index.keys, unseen)
+    pool, bands = _mark_copies(pool, texts, index.keys, unseen, groups)
     vectors = _root_vectors(texts, _new_roots(pool), index)
     if narrow:
         pool, texts = _widened(pool, texts, _story_context(prior, index.keys, pool, vectors.blocks))
@@ -285,7 +286,8 @@ def _unseen_texts(articles: pl.DataFrame, prior: pl.DataFrame | None) -> _Unseen
         .unique("content_hash", keep="first", maintain_order=True)
     )
     if prior is not None and prior.height:
-        firsts = firsts.filter(~pl.col("content_hash").is_in(prior["content_hash"].implode()))
+        known = prior.filter(pl.col("content_hash").is_in(firsts["content_hash"].implode()))["content_hash"]
+        firsts = firsts.filter(~pl.col("content_hash").is_in(known.implode()))
     sets, bands = shingle_sets(articles["body"], firsts["row"].to_numpy())
     return _Unseen(firsts["content_hash"], sets, bands)
 
@@ -295,21 +297,34 @@ def _with_any(keys: pl.DataFrame, column: str, values: pl.Series) -> pl.DataFram
     return keys.filter(pl.col(column).list.eval(pl.element().is_in(values.implode())).list.any())
 
 
-def _copy_context(prior: pl.DataFrame, keys: pl.DataFrame, hashes: pl.Series, unseen: _Unseen) -> pl.DataFrame:
+def _prior_groups(prior: pl.DataFrame | None) -> pl.DataFrame:
+    """Per prior article, the first (in copy order) of its copy group among the prior articles, those linked by
+    `duplicate_of` or sharing a text, transitively (article_id, group_first)."""
+    if prior is None or prior.is_empty():
+        return pl.DataFrame(schema={"article_id": pl.String, "group_first": pl.String})
+    rows = (
+        prior.select("article_id", "content_hash", "duplicate_of", "published_date")
+        .sort(copy_order(), nulls_last=True)
+        .with_row_index("i")
+        .with_columns(pl.col("i").cast(pl.Int64), same_text=pl.col("i").min().over("content_hash").cast(pl.Int64))
+    )
+    links = rows.join(rows.select(duplicate_of="article_id", target="i"), on="duplicate_of")
+    first = _joined(np.arange(rows.height), np.r_[links["i"].to_numpy(), rows["i"].to_numpy()],
+                    np.r_[links["target"].to_numpy(), rows["same_text"].to_numpy()])  # a set's root: its first
+    return rows.select("article_id", group_first=rows["article_id"].gather(first))
+
+
+def _copy_context(prior: pl.DataFrame, keys: pl.DataFrame, hashes: pl.Series, unseen: _Unseen,
+                  groups: pl.DataFrame) -> pl.DataFrame:
     """The prior articles that can decide a new text's copy group (its content hash in `hashes`): those with its
-    text or a MinHash band key of it (a superset of those sharing a bucket), then the first copies they point to
-    and the articles with the same text as any of these, transitively. (Copies of them with other texts are left
-    out: they come later in copy order than what they point to, so they cannot lead the group.)"""
+    text or a MinHash band key of it (a superset of those sharing a bucket), and the first copy of each of their
+    prior copy groups (`groups`), which leads the group whatever links it to them."""
     band_keys = unseen.bands.reshape(-1)
-    ids = _with_any(keys, "bands", pl.Series(band_keys[band_keys != 0]))["article_id"]
-    rows = prior.select("article_id", "content_hash", "duplicate_of")
-    held = rows.filter(pl.col("article_id").is_in(ids.implode()) | pl.col("content_hash").is_in(hashes.implode()))
-    while True:
-        grown = rows.filter(pl.col("article_id").is_in(held["duplicate_of"].drop_nulls().implode())
-                            | pl.col("content_hash").is_in(held["content_hash"].implode()))
-        if grown.height == held.height:
-            return prior.filter(pl.col("article_id").is_in(held["article_id"].implode()))
-        held = grown
+    shared = _with_any(keys, "bands", pl.Series(band_keys[band_keys != 0]))["article_id"]
+    found = prior.filter(pl.col("article_id").is_in(shared.implode())
+                         | pl.col("content_hash").is_in(hashes.implode()))["article_id"]
+    firsts = groups.filter(pl.col("article_id").is_in(found.implode()))["group_first"]
+    return prior.filter(pl.col("article_id").is_in(pl.concat([found, firsts]).implode()))
 
 
 def _story_context(prior: pl.DataFrame, keys: pl.DataFrame, pool: pl.DataFrame, blocks: pl.DataFrame
@@ -369,8 +384,8 @@ class _ShingleRows:
         return sets, self.row_of
 
 
-def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame, new_texts: _Unseen
-                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame, new_texts: _Unseen,
+                 groups: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Add `root` (pos of the first copy of the copy group: exact and near copies, transitively) and set
     duplicate_of/kind/score/evidence for new copies; also return the band keys of new texts (article_id, bands).
 
@@ -393,9 +408,9 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame,
     is_new = np.zeros(len(rep_pos), bool)
     is_new[unseen] = True
     prior_bands = (
-        prior_keys.filter(pl.col("bands").is_not_null())
-        .select("article_id", "bands")
+        prior_keys.select("article_id", "bands")
         .join(pool.select("article_id", "k"), on="article_id")
+        .filter(pl.col("bands").is_not_null())
         .unique("k", keep="first")
     )
     prior_buckets = prior_bands.select(
@@ -404,11 +419,11 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame,
     new_buckets = _buckets(unseen, bands)
     buckets = pl.concat([new_buckets, prior_buckets.join(new_buckets, on=["band", "key"], how="semi")])
     shingles.add(buckets["k"].to_numpy())  # the prior texts that can be candidates, shingled at once
-    # Prior copy links are kept as edges so a new copy of a prior copy reaches the same first copy.
+    # Prior copy groups are kept as edges to their first copy, so a new copy of a prior copy reaches it.
     prior_links = (
-        pool.filter(pl.col("duplicate_of").is_not_null())
-        .select("k", target="duplicate_of")
-        .join(pool.select(target="article_id", k2="k"), on="target")
+        pool.select("article_id", "k")
+        .join(groups, on="article_id")
+        .join(pool.select(group_first="article_id", k2="k"), on="group_first")
     )
     members = (  # the buckets of two texts or more, each contiguous and in text order (grouped, not sorted whole)
         buckets.group_by("band", "key").agg(pl.col("k").sort()).filter(pl.col("k").list.len() > 1).explode("k")
@@ -607,9 +622,9 @@ def _cluster_docs(pool: pl.DataFrame, texts: pl.Series, roots: pl.DataFrame, to_
         return pl.DataFrame(schema=empty)
     x_new = vectors.x[np.flatnonzero(to_cluster.to_numpy())]
     new_blocks = vectors.blocks.join(new.select("article_id", "pos"), on="article_id", maintain_order="right")
-    prior_blocks = prior_keys.filter(pl.col("block").is_not_null()).select("article_id", "block", "block_w").join(
+    prior_blocks = prior_keys.select("article_id", "block", "block_w").join(
         pool.filter(~pl.col("is_new")).select("article_id", "pos"), on="article_id"
-    )
+    ).filter(pl.col("block").is_not_null())
     dates = pool.select("pos", "published_date", "is_new")
     pairs = _candidate_pairs(pl.concat([new_blocks, prior_blocks]).drop("article_id").join(dates, on="pos"))
     candidates = pairs.filter(~pl.col("new_j")).select(pos="j").unique().sort("pos")

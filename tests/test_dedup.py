@@ -12,7 +12,7 @@ import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from tasks.dedup import _cut_tree, assign_stories, build_index, refresh_stories
+from tasks.dedup import DedupIndex, _cut_tree, assign_stories, build_index, refresh_stories
 from tasks.ids import stable_id
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -340,3 +340,29 @@ def test_an_incremental_run_on_the_prior_articles_that_matter_equals_one_on_all(
     assert narrowed.index.keys.equals(whole.index.keys)
     assert narrowed.articles["duplicate_of"].is_not_null().sum() >= 5  # copies of prior texts were found
     assert set(narrowed.articles["story_id"]) & set(first["story_id"])  # and prior stories joined
+
+
+def test_a_prior_copy_group_led_by_a_late_earlier_copy_is_found_through_any_of_its_members() -> None:
+    words = [f"w{i}" for i in range(120)]
+
+    def with_words(spots: list[int], tag: str) -> str:
+        out = list(words)
+        for spot in sorted(spots, reverse=True):
+            out[spot:spot] = [f"{tag}{spot}"]
+        return " ".join(out)
+
+    reworded = with_words([70, 80, 90, 100, 110], "p")
+    runs = [[article("R", " ".join(words), None, None, date(2024, 1, 10))],
+            [article("P", reworded, None, None, date(2024, 1, 12))],  # a near copy of R: points to R
+            [article("P0", reworded, None, None, date(2024, 1, 5))]]  # P's text, earlier than R: leads the group
+    prior, stories, index = assign_stories(frame(runs[0]))
+    for rows in runs[1:]:
+        out = assign_stories(frame(rows), prior=prior, index=index, prior_stories=stories)
+        prior, stories = pl.concat([prior, out.articles]), out.stories
+        index = DedupIndex(pl.concat([index.keys, out.index.keys]), out.index.df)
+    # N shares band keys with R only; P0 reaches its group through P (a copy of R) and P's text
+    late = frame([article("N", with_words([12, 16, 34, 51, 52], "n"), None, None, date(2024, 1, 20))])
+    narrowed = assign_stories(late, prior=prior, index=index, prior_stories=stories)
+    whole = assign_stories(late, prior=prior, index=index)
+    assert narrowed.articles.equals(whole.articles) and narrowed.stories.equals(whole.stories)
+    assert narrowed.articles.select("duplicate_of", "duplicate_kind").row(0) == ("P0", "near")
