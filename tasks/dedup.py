@@ -26,6 +26,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import NamedTuple
 
 import numba
@@ -131,14 +132,17 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
 
     `index` must describe `prior` (`build_index(prior)` derives one from the texts). With `prior_stories` (the
     stories table of `prior`) only the stories that gain articles are recomputed, and only the prior articles that
-    can matter take part (see `_copy_context`, `_story_context`): a run costs in proportion to its new articles.
+    can matter take part (see `_copy_context`, `_story_context`), with the result every prior article would give:
+    over all of them a run only scans a few columns (texts, links, index keys).
     """
     if index is None:
         if prior is not None and prior.height:
             raise ValueError("prior articles need their index: pass index=build_index(prior)")
         index = DedupIndex.empty()
-    if prior is not None and prior["article_id"].is_in(articles["article_id"].implode()).any():
-        prior = prior.filter(~pl.col("article_id").is_in(articles["article_id"].implode()))  # read again: new
+    if prior is not None:
+        read_again = prior["article_id"].is_in(articles["article_id"].implode())
+        if read_again.any():  # a prior article read again is a new one
+            prior = prior.filter(~read_again)
     narrow = prior_stories is not None and prior is not None and prior.height > 0
     unseen = _unseen_texts(articles, prior)
     groups = _prior_groups(prior)
@@ -256,8 +260,8 @@ def _in_copy_order(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _widened(pool: pl.DataFrame, texts: pl.Series, prior: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-    """`pool` (copies marked) and its texts with the `prior` articles added, each of them its own copy group;
-    the pool's rows keep their copy groups."""
+    """`pool` (copies marked) and its texts with the `prior` articles added for story assignment, which reads the
+    copy groups of new articles only: the pool's rows keep theirs, an added article is put in a group of its own."""
     if prior.is_empty():
         return pool, texts
     rows = pl.concat([
@@ -402,14 +406,15 @@ def _mark_copies(pool: pl.DataFrame, texts: pl.Series, prior_keys: pl.DataFrame,
     text_rows = pool["text_row"].gather(rep_pos).to_numpy()
     shingles = _ShingleRows(texts, text_rows)
     first_seen = reps.filter("unseen")
-    assert first_seen["content_hash"].equals(new_texts.content_hash, check_names=False), "unseen texts out of order"
+    if not first_seen["content_hash"].equals(new_texts.content_hash, check_names=False):
+        raise RuntimeError("the new texts were shingled in another order than the pool's")
     unseen, bands = first_seen["k"].to_numpy(), new_texts.bands
     shingles.add(unseen, new_texts.sets)
     is_new = np.zeros(len(rep_pos), bool)
     is_new[unseen] = True
-    prior_bands = (
+    prior_bands = (  # of the prior texts only: a new article with a prior one's id replaces its text
         prior_keys.select("article_id", "bands")
-        .join(pool.select("article_id", "k"), on="article_id")
+        .join(pool.filter(~pl.col("is_new")).select("article_id", "k"), on="article_id")
         .filter(pl.col("bands").is_not_null())
         .unique("k", keep="first")
     )
@@ -831,18 +836,22 @@ class _StoryVectors:
     def __init__(self, prior: pl.DataFrame | None, df: pl.DataFrame, n_docs: int) -> None:
         self.prior, self.df, self.n_docs = prior, df, n_docs
 
+    @cached_property
+    def docs(self) -> pl.DataFrame:
+        """The prior articles that are not copies (their row in `prior`, story, title), in copy order."""
+        if self.prior is None:
+            return pl.DataFrame(schema={"story_id": pl.String, "title": pl.String, "row": pl.Int64})
+        return self.prior.select(*POOL_META, "story_id", "duplicate_of", row=pl.int_range(pl.len())).filter(
+            pl.col("duplicate_of").is_null()).sort(copy_order(), nulls_last=True).select("story_id", "title", "row")
+
     def story_sizes(self, story_ids: pl.Series) -> pl.DataFrame:
         """Clustered prior docs per story of `story_ids` (story_id, n_story)."""
-        if self.prior is None:
-            return pl.DataFrame(schema={"story_id": pl.String, "n_story": pl.UInt32})
-        docs = self.prior.select("story_id", "duplicate_of").filter(
-            pl.col("story_id").is_in(story_ids.implode()) & pl.col("duplicate_of").is_null())
+        docs = self.docs.filter(pl.col("story_id").is_in(story_ids.implode()))
         return docs.group_by("story_id").agg(n_story=pl.len())
 
     def of_story(self, story_id: str) -> sp.csr_matrix:
         """Vectors of a prior story's clustered docs."""
-        members = self.prior.select(*POOL_META, "story_id", "duplicate_of", row=pl.int_range(pl.len())).filter(
-            (pl.col("story_id") == story_id) & pl.col("duplicate_of").is_null()).sort(copy_order(), nulls_last=True)
+        members = self.docs.filter(pl.col("story_id") == story_id)
         counts, _ = story_features(self.prior["body"].cast(pl.String), members["row"].to_numpy(), members["title"])
         return tfidf_matrix(counts, self.df, self.n_docs)
 

@@ -366,3 +366,19 @@ def test_a_prior_copy_group_led_by_a_late_earlier_copy_is_found_through_any_of_i
     whole = assign_stories(late, prior=prior, index=index)
     assert narrowed.articles.equals(whole.articles) and narrowed.stories.equals(whole.stories)
     assert narrowed.articles.select("duplicate_of", "duplicate_kind").row(0) == ("P0", "near")
+
+
+def test_an_article_read_again_with_another_text_is_matched_by_its_new_text() -> None:
+    first_text = " ".join(f"alpha{i}" for i in range(80))
+    text = " ".join(f"beta{i}" for i in range(80))
+    near = " ".join([f"beta{i}" for i in range(40)] + ["extra"] + [f"beta{i}" for i in range(40, 80)])
+    others = [article(f"f{i}", " ".join(f"gamma{i}x{j}" for j in range(50)), None, None, date(2024, 2, 1))
+              for i in range(20)]
+    first = assign_stories(frame([article("X", first_text, None, None, date(2024, 1, 1)),
+                                  article("Y", text, None, None, date(2024, 1, 2)), *others]))
+    new = frame([article("X", text, None, None, date(2024, 1, 10)),  # X's id, now with Y's text
+                 article("N", near, None, None, date(2024, 1, 11))])
+    for stories in (first.stories, None):  # the prior articles that matter, or all of them
+        out = assign_stories(new, prior=first.articles, index=first.index, prior_stories=stories).articles
+        assert out.select("article_id", "duplicate_of", "duplicate_kind").rows() == [("X", "Y", "exact"),
+                                                                                     ("N", "Y", "near")]
