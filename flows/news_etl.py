@@ -160,8 +160,8 @@ def dedup_task(articles: pl.DataFrame, prior_articles: pl.DataFrame | None, inde
 @task(name="extract", cache_key_fn=extract_cache_key, cache_expiration=CACHE_TTL,
       persist_result=True)
 def extract_task(articles: pl.DataFrame):
-    """Event mentions and quotes, before their stories are known (see `extract.with_stories`)."""
-    return extract.extract_texts(articles)
+    """Events, their mentions, and quotes."""
+    return extract.extract_events(articles)
 
 
 @task(name="validate", timeout_seconds=STAGE_TIMEOUT, cache_policy=NO_CACHE)
@@ -320,30 +320,17 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
         none_superseded = prior is stored
         prior_stories = prior.get("stories") if none_superseded else None
         prior_index = assemble.prior_index(prior) if none_superseded else None
-        cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
-        prune_cache(cache_dir)
-        extract_batches = extract_task.with_options(result_storage=cache_dir).map
-        # Extraction needs the stories only for their ids (`extract.with_stories`). A run whose articles fit one
-        # batch (a daily run) extracts them while dedup runs, on the core dedup leaves idle, except those whose
-        # text the warehouse holds (copies, unless dated before it); what dedup finds to be a copy is dropped.
-        # The articles not extracted then are extracted after dedup (the copies among them are skipped).
-        early = articles.head(0)
-        if len(assemble.batches(articles, batch_rows, batch_bytes, "body")) == 1:
-            early = extract.not_held(articles, prior.get("articles"))
-        extracting = [extract_batches([early])] if early.height else []
         deduped, rebuilt_index = dedup_task(articles, prior.get("articles"), prior_index, prior_stories)
         articles, stories = deduped.articles, deduped.stories
-        log_stage("dedup", f"{early.height:,} articles extracted meanwhile" if early.height else "",
-                  stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
-        rest = articles.join(early.select("article_id"), on="article_id", how="anti")
-        if not extracting or rest["duplicate_of"].is_null().any():
-            extracting.append(extract_batches(assemble.batches(rest, batch_rows, batch_bytes, "body")))
-        done = [future for futures in extracting for future in futures]
-        mentions, quotes = extract.with_stories(
-            *(assemble.concat(list(frames)) for frames in zip(*[f.result() for f in done], strict=True)), articles)
-        cached = sum(future.state.name == "Cached" for future in done)
-        n_batches = len(done)
-        del extracting, done  # the futures hold each batch's result
+        log_stage("dedup", stories=stories.height, copies=int(articles["duplicate_of"].is_not_null().sum()))
+        cache_dir = Path(warehouse_dir).resolve() / CACHE_DIR
+        prune_cache(cache_dir)
+        extracted = extract_task.with_options(result_storage=cache_dir).map(
+            assemble.batches(articles, batch_rows, batch_bytes, "body"))
+        mentions, quotes = (assemble.concat(list(frames)) for frames in zip(*extracted.result(), strict=True))
+        cached = sum(future.state.name == "Cached" for future in extracted)
+        n_batches = len(extracted)
+        del extracted  # its futures hold each batch's result
         log_stage("extract", f"{cached} of {n_batches} batches cached" if cached else "",
                   event_mentions=mentions.height, quotes=quotes.height)
         new = {"articles": articles, "boilerplate": boilerplate, "stories": stories, "event_mentions": mentions,

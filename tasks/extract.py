@@ -128,7 +128,7 @@ def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.D
                                              | pl.col("sentence").str.contains_any(DATE_WORDS)), loud)
     return (
         events.join(dated, on="sid")
-        .with_columns(event_id=pl.lit(None, pl.String), sentence=detached(pl.col("sentence")))  # see with_stories
+        .with_columns(event_id=event_id_expr(), sentence=detached(pl.col("sentence")))
         .select(list(MENTION_SCHEMA))
         .cast(MENTION_SCHEMA)
         .sort("article_id", "sentence_index")
@@ -137,19 +137,9 @@ def event_mentions(tokens: pl.DataFrame, sentences: pl.DataFrame, mentions: pl.D
 
 def extract_events(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(event_mentions, quotes) for the articles that are not copies (duplicate_of is null)."""
-    return with_stories(*extract_texts(articles), articles)
-
-
-def extract_texts(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(event_mentions, quotes) of the articles that are not copies, before their stories are known (it needs
-    neither story_id nor duplicate_of, and takes every article without the latter): `with_stories` sets the
-    story and event ids."""
-    if "duplicate_of" in articles.columns:
-        articles = articles.filter(pl.col("duplicate_of").is_null())
-    originals = articles.select("article_id", "outlet", "published_date", "body", story_id=pl.lit(None, pl.String))
+    originals = articles.filter(pl.col("duplicate_of").is_null()).with_columns(pl.col("body").fill_null(""))
     if originals.is_empty():
         return pl.DataFrame(schema=MENTION_SCHEMA), pl.DataFrame(schema=QUOTE_SCHEMA)
-    originals = originals.with_columns(pl.col("body").fill_null(""))
     meta = originals.select("article_id", "story_id", "outlet", pl.col("published_date").cast(pl.Date))
     sentences = split_sentences(originals).join(meta, on="article_id")
     loud = loud_sentences(sentences)
@@ -170,29 +160,6 @@ def extract_texts(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     quotes = extract_quotes(originals, sentences, people).cast(QUOTE_SCHEMA)
     return mention_rows, quotes
-
-
-def not_held(articles: pl.DataFrame, prior: pl.DataFrame | None) -> pl.DataFrame:
-    """The `articles` whose text (content hash) no `prior` article has."""
-    if prior is None or prior.is_empty():
-        return articles
-    held = prior.filter(pl.col("content_hash").is_in(articles["content_hash"].implode()))["content_hash"]
-    return articles.filter(~pl.col("content_hash").is_in(held.implode()))
-
-
-def with_stories(mentions: pl.DataFrame, quotes: pl.DataFrame, articles: pl.DataFrame
-                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`extract_texts`' mentions and quotes of the `articles` that are not copies, with their story ids and the
-    event ids those make (in the same order)."""
-    stories = articles.filter(pl.col("duplicate_of").is_null()).select("article_id", "story_id")
-    mentions = (
-        mentions.drop("story_id").join(stories, on="article_id", maintain_order="left")
-        .with_columns(event_id=event_id_expr())
-        .select(list(MENTION_SCHEMA))
-        .cast(MENTION_SCHEMA)
-    )
-    quotes = quotes.drop("story_id").join(stories, on="article_id", maintain_order="left").select(list(QUOTE_SCHEMA))
-    return mentions, quotes
 
 
 EVENT_ATTRIBUTES = [

@@ -17,7 +17,6 @@ from newsetl.cli import app
 from tasks import load
 from tasks.assemble import INDEX_DF, INDEX_KEYS
 from tasks.dedup import build_index
-from tasks.extract import extract_events
 from tasks.ingest import REMOVED, REREAD, is_unchanged
 from tests.conftest import SEEDS
 
@@ -328,35 +327,3 @@ def test_copies_of_a_removed_original_are_deduplicated_again_and_extracted(seede
     assert story_partition(incremental["articles"]) == story_partition(full["articles"])
     for table, key in [("event_mentions", "article_id"), ("quotes", "quote_id"), ("boilerplate", "article_id")]:
         assert sorted(incremental[table][key]) == sorted(full[table][key]), table
-
-
-def test_a_daily_run_extracts_beside_dedup_what_it_would_extract_after_it(tmp_path, prefect_harness):
-    src, wh = tmp_path / "src", tmp_path / "wh"
-    src.mkdir()
-    texts = {path.name[:3]: path.read_text() for path in SEEDS.glob("*.txt")}
-    words = texts["003"].split(" ")
-    rewritten = " ".join(words[: len(words) // 2] + ["reportedly"] + words[len(words) // 2:])
-
-    def lines(*rows: tuple[str, str, str]) -> str:
-        return "".join(json.dumps({"id": aid, "text": text, "published": day}) + "\n" for aid, text, day in rows)
-
-    (src / "day1.jsonl").write_text(lines(("a", texts["003"], "2024-04-04"), ("k", texts["004"], "2024-07-15")))
-    news_etl(source_dir=str(src), warehouse_dir=str(wh))
-    (src / "day2.jsonl").write_text(lines(("b", texts["000"], "2022-03-18"), ("w", rewritten, "2024-04-05"),
-                                          ("e", texts["004"], "2024-07-10")))  # k's text, dated before it
-    with stage_records() as stages:
-        news_etl(source_dir=str(src), warehouse_dir=str(wh))
-    assert stages["dedup"]["note"] == "2 articles extracted meanwhile"  # b and w: e's text is held already
-    after = snapshot(wh)
-    new = after["articles"].filter(pl.col("source_file").str.ends_with("day2.jsonl"))
-    copies = dict(zip(new["source_id"], new["duplicate_of"], strict=True))
-    assert copies["w"] is not None and copies["b"] is None and copies["e"] is None  # e now leads k's text
-    mentions, quotes = extract_events(new)
-    held = pl.col("article_id").is_in(new["article_id"].implode())
-    order = ["article_id", "sentence_index", "char_start"]
-    assert after["event_mentions"].filter(held).sort(order).equals(mentions.select(after["event_mentions"].columns)
-                                                                  .sort(order))
-    assert after["quotes"].filter(held).sort("quote_id").equals(quotes.select(after["quotes"].columns).sort("quote_id"))
-    by_article = set(mentions["article_id"])
-    ids = dict(zip(new["source_id"], new["article_id"], strict=True))
-    assert ids["b"] in by_article and ids["e"] in by_article and ids["w"] not in by_article
