@@ -149,6 +149,7 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
     context = _copy_context(prior, index.keys, articles["content_hash"], unseen, groups) if narrow else prior
     pool, texts = _article_pool(articles, context)
     pool, bands = _mark_copies(pool, texts, index.keys, unseen, groups)
+    del unseen, groups  # the shingle sets: story assignment sets dedup's memory peak
     vectors = _root_vectors(texts, _new_roots(pool), index)
     if narrow:
         pool, texts = _widened(pool, texts, _story_context(prior, index.keys, pool, vectors.blocks))
