@@ -154,6 +154,8 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
     if narrow:
         pool, texts = _widened(pool, texts, _story_context(prior, index.keys, pool, vectors.blocks))
     pool = _assign_story_ids(pool, texts, index.keys, vectors, prior)
+    blocks, df = vectors.blocks, vectors.df
+    del vectors  # the new texts' vectors and vocabulary
     new = pool.filter("is_new").select("article_id", *ADDED_SCHEMA)
     out = articles.drop([c for c in ADDED_SCHEMA if c in articles.columns]).join(
         new, on="article_id", how="left", maintain_order="left"
@@ -161,13 +163,13 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
     keys = (
         articles.select("article_id")
         .join(bands, on="article_id", how="left", maintain_order="left")
-        .join(vectors.blocks, on="article_id", how="left", maintain_order="left")
+        .join(blocks, on="article_id", how="left", maintain_order="left")
         .select(list(KEYS_SCHEMA))
         .cast(KEYS_SCHEMA)
     )
     stale = _stale_stories(prior, prior_stories) if prior_stories is not None else None
     return Dedup(out, _stories_table(pool, texts, prior_stories, stale, prior if narrow else None),
-                 DedupIndex(keys, vectors.df))
+                 DedupIndex(keys, df))
 
 
 def build_index(articles: pl.DataFrame) -> DedupIndex:
