@@ -369,7 +369,9 @@ def news_etl(source_dir: str | list[str] = "seeds", warehouse_dir: str = "wareho
             logger.warning(warning)
         data_docs = rendered(rendering, logger, before_unlock)
     counts = {name: frame.height for name, frame in sorted(tables.items())}
-    log_stage("load", "Data Docs rendered meanwhile", tables=len(counts), rows=sum(counts.values()))
+    drawn = rendering.done() and rendering.exception() is None
+    log_stage("load", "Data Docs rendered meanwhile" if drawn else "Data Docs not rendered", tables=len(counts),
+              rows=sum(counts.values()))
     publish_summary(summary_markdown(stages, counts, validated, time.monotonic() - started, data_docs))
     return counts
 

@@ -167,9 +167,7 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
         .select(list(KEYS_SCHEMA))
         .cast(KEYS_SCHEMA)
     )
-    stale = _stale_stories(prior, prior_stories) if prior_stories is not None else None
-    return Dedup(out, _stories_table(pool, texts, prior_stories, stale, prior if narrow else None),
-                 DedupIndex(keys, df))
+    return Dedup(out, _stories_table(pool, texts, prior_stories, prior), DedupIndex(keys, df))
 
 
 def build_index(articles: pl.DataFrame) -> DedupIndex:
@@ -214,7 +212,7 @@ def without_articles(index: DedupIndex, gone: pl.DataFrame) -> DedupIndex:
 def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFrame:
     """`stories` with the rows that no longer match `articles` (some were quarantined) rebuilt from them."""
     pool, texts = _article_pool(articles.head(0), articles)
-    return _stories_table(pool, texts, stories, _stale_stories(articles, stories), None)
+    return _stories_table(pool, texts, stories, articles)
 
 
 def copy_order_date() -> pl.Expr:
@@ -263,8 +261,8 @@ def _in_copy_order(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _widened(pool: pl.DataFrame, texts: pl.Series, prior: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-    """`pool` (copies marked) and its texts with the `prior` articles added for story assignment, which reads the
-    copy groups of new articles only: the pool's rows keep theirs, an added article is put in a group of its own."""
+    """`pool` (copies marked) and its texts with the `prior` articles added, for what reads the copy groups of new
+    articles only: the pool's rows keep theirs, an added article is put in a group of its own."""
     if prior.is_empty():
         return pool, texts
     rows = pl.concat([
@@ -495,12 +493,10 @@ def _copy_groups(link_a: np.ndarray, link_b: np.ndarray, members: pl.DataFrame, 
     (cheap, and it connects most copy groups), then every pair still spanning two groups; each pair once (in
     the first band it shares), verified in parallel. The groups are the same as when every pair is verified."""
     k, band, key = (members[c].to_numpy() for c in ("k", "band", "key"))
-    bucket_start = np.r_[np.flatnonzero(np.r_[True, (np.diff(band) != 0) | (np.diff(key) != 0)]), len(k)]
+    bucket_start = np.r_[np.flatnonzero(np.r_[len(k) > 0, (np.diff(band) != 0) | (np.diff(key) != 0)]), len(k)]
     band_keys = np.zeros((len(is_new), MINHASH_BANDS), np.uint64)
     band_keys[k, band] = key
     root = _joined(np.arange(len(is_new)), link_a, link_b)
-    if not len(k):  # no bucket holds two texts
-        return root
     for anchors_only in (True, False):
         a, b = _bucket_pairs(k, bucket_start, band, band_keys, is_new, root, anchors_only)
         near = jaccard_at_least(sets, row_of[a], row_of[b], NEAR_JACCARD)
@@ -1182,23 +1178,22 @@ def _stale_stories(prior: pl.DataFrame | None, prior_stories: pl.DataFrame) -> p
 
 
 def _stories_table(pool: pl.DataFrame, texts: pl.Series, prior_stories: pl.DataFrame | None,
-                   stale: pl.Series | None, prior: pl.DataFrame | None) -> pl.DataFrame:
-    """One row per story over prior and new articles. Prior stories are carried over unless they gained an
-    article or are `stale`; the other articles of the stories recomputed are taken from `prior` when the pool
-    holds only some prior articles."""
+                   prior: pl.DataFrame | None) -> pl.DataFrame:
+    """One row per story over prior and new articles. Prior stories (those of the `prior` articles) are carried
+    over unless they gained an article or no longer match their articles; a story recomputed is recomputed from
+    all of them, those the pool lacks taken from `prior`."""
     kept = None
     if prior_stories is not None:
-        touched = pl.concat([pool.filter("is_new")["story_id"], stale]).unique().implode()
+        touched = pl.concat([pool.filter("is_new")["story_id"], _stale_stories(prior, prior_stories)])
+        touched = touched.unique().implode()
+        if prior is not None:
+            pool, texts = _widened(pool, texts, prior.filter(pl.col("story_id").is_in(touched)).join(
+                pool.select("article_id"), on="article_id", how="anti"))
         pool = pool.filter(pl.col("story_id").is_in(touched))
         kept = prior_stories.filter(~pl.col("story_id").is_in(touched))
-        if prior is not None:
-            members = prior.filter(pl.col("story_id").is_in(touched)).join(pool.select("article_id"),
-                                                                           on="article_id", how="anti")
-            pool, texts = pl.concat([pool, _prior_rows(members, len(texts))], how="diagonal_relaxed"), pl.concat(
-                [texts, members["body"].cast(pl.String)], rechunk=False)
     canonical = (
         pool.filter(pl.col("duplicate_of").is_null())
-        .sort(copy_order(), nulls_last=True)
+        .sort("pos")
         .group_by("story_id")
         .agg(canonical_article_id=pl.col("article_id").first(), title=pl.col("title").drop_nulls().first(),
              text_row=pl.col("text_row").first())

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.news_etl import STAGE_RECORD, news_etl
+from flows.news_etl import STAGE_RECORD, news_etl, worth_retrying
 from newsetl.cli import app
 from tasks import load
 from tasks.assemble import INDEX_DF, INDEX_KEYS
@@ -286,11 +286,12 @@ def test_a_run_whose_data_docs_fail_still_loads_and_says_so(tmp_path, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr(tasks.validate, "build_data_docs", broken)
-    with flow_log() as records:
+    with flow_log() as records, stage_records() as stages:
         counts = news_etl(source_dir=str(SEEDS), warehouse_dir=str(tmp_path / "wh"))
     assert counts["articles"] == load.read_table(tmp_path / "wh", "articles").height == 5
     warnings = [record.getMessage() for record in records if record.levelno >= logging.WARNING]
     assert warnings == ["Data Docs were not rendered: OSError: disk full"]
+    assert stages["load"]["note"] == "Data Docs not rendered"
 
 
 def test_a_full_refresh_keeps_the_run_histories_and_rewrites_the_dedup_index(seeded, tmp_path):
@@ -306,7 +307,16 @@ def test_a_full_refresh_keeps_the_run_histories_and_rewrites_the_dedup_index(see
 def test_a_missing_source_folder_fails_the_run_with_its_name(tmp_path, prefect_harness):
     with pytest.raises(FileNotFoundError, match=f"source folder {tmp_path / 'missing'} does not exist"):
         news_etl(source_dir=str(tmp_path / "missing"), warehouse_dir=str(tmp_path / "wh"))
-    assert not (tmp_path / "wh" / "current").exists()
+    assert load.current_snapshot(tmp_path / "wh") is None
+
+
+@pytest.mark.parametrize(("error", "retried"), [(FileNotFoundError("gone"), False), (OSError("busy disk"), True)])
+def test_io_is_retried_unless_a_file_is_missing(error, retried):
+    class Failed:  # a failed task run's state: its result is the exception
+        def result(self, raise_on_failure: bool = True):
+            return error
+
+    assert worth_retrying(None, None, Failed()) is retried
 
 
 def test_copies_of_a_removed_original_are_deduplicated_again_and_extracted(seeded, tmp_path):
