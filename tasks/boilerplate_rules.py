@@ -249,11 +249,9 @@ LINE_RULES: list[tuple[str, pl.Expr]] = [
 
 
 def pattern_rule_expr() -> pl.Expr:
-    """Name of the first rule in `LINE_RULES` that the block matches; null if none does."""
-    rule = pl.lit(None, dtype=pl.String)
-    for name, condition in reversed(LINE_RULES):
-        rule = pl.when(condition).then(pl.lit(name)).otherwise(rule)
-    return rule
+    """Name of the first rule in `LINE_RULES` that the block matches; null if none does. (A coalesce, not a chain
+    of when/otherwise: polars plans the nested chain of 16 rules in ~25 ms per call, a fixed cost of every batch.)"""
+    return pl.coalesce([pl.when(condition).then(pl.lit(name)) for name, condition in LINE_RULES])
 
 
 HARD_TAIL_RULES = ("comments",)

@@ -145,8 +145,10 @@ def assign_stories(articles: pl.DataFrame, prior: pl.DataFrame | None = None,
             prior = prior.filter(~read_again)
     narrow = prior_stories is not None and prior is not None and prior.height > 0
     unseen = _unseen_texts(articles, prior)
-    groups = _prior_groups(prior)
-    context = _copy_context(prior, index.keys, articles["content_hash"], unseen, groups) if narrow else prior
+    if narrow:
+        context, groups = _copy_context(prior, index.keys, articles["content_hash"], unseen)
+    else:
+        context, groups = prior, _prior_groups(prior)
     pool, texts = _article_pool(articles, context)
     pool, bands = _mark_copies(pool, texts, index.keys, unseen, groups)
     del unseen, groups  # the shingle sets: story assignment sets dedup's memory peak
@@ -319,17 +321,32 @@ def _prior_groups(prior: pl.DataFrame | None) -> pl.DataFrame:
     return rows.select("article_id", group_first=rows["article_id"].gather(first))
 
 
-def _copy_context(prior: pl.DataFrame, keys: pl.DataFrame, hashes: pl.Series, unseen: _Unseen,
-                  groups: pl.DataFrame) -> pl.DataFrame:
+def _linked(prior: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """The copy groups of the prior articles `ids`, whole: the prior articles linked to them by `duplicate_of`
+    (either way) or a shared text, transitively (their article_id, content_hash, duplicate_of, published_date)."""
+    links = prior.select("article_id", "content_hash", "duplicate_of", "published_date")
+    members = links.filter(pl.col("article_id").is_in(ids.implode()))
+    while True:
+        reach = pl.concat([members["article_id"], members["duplicate_of"].drop_nulls()]).implode()
+        grown = links.filter(pl.col("article_id").is_in(reach) | pl.col("duplicate_of").is_in(reach)
+                             | pl.col("content_hash").is_in(members["content_hash"].implode()))
+        if grown.height == members.height:  # it holds `members`, so nothing was added
+            return grown
+        members = grown
+
+
+def _copy_context(prior: pl.DataFrame, keys: pl.DataFrame, hashes: pl.Series, unseen: _Unseen
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The prior articles that can decide a new text's copy group (its content hash in `hashes`): those with its
     text or a MinHash band key of it (a superset of those sharing a bucket), and the first copy of each of their
-    prior copy groups (`groups`), which leads the group whatever links it to them."""
+    prior copy groups, which leads the group whatever links it to them; and `_prior_groups` of those groups."""
     band_keys = unseen.bands.reshape(-1)
     shared = _with_any(keys, "bands", pl.Series(band_keys[band_keys != 0]))["article_id"]
     found = prior.filter(pl.col("article_id").is_in(shared.implode())
                          | pl.col("content_hash").is_in(hashes.implode()))["article_id"]
+    groups = _prior_groups(_linked(prior, found))
     firsts = groups.filter(pl.col("article_id").is_in(found.implode()))["group_first"]
-    return prior.filter(pl.col("article_id").is_in(pl.concat([found, firsts]).implode()))
+    return prior.filter(pl.col("article_id").is_in(pl.concat([found, firsts]).implode())), groups
 
 
 def _story_context(prior: pl.DataFrame, keys: pl.DataFrame, pool: pl.DataFrame, blocks: pl.DataFrame

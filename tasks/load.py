@@ -36,6 +36,10 @@ KEEP_SNAPSHOTS = 3
 # file 15% larger (233 MB against 202; 16k rows: +23 MB, 23% larger).
 ROW_GROUP_ROWS = 65_536
 READ_THREADS = 4  # tables read at once (on 2 cores a 100k warehouse's tables: 0.19 s one by one, 0.11 s so)
+# Tables smaller than this are written WRITE_THREADS at once, larger ones one at a time (each buffers ~100 MB as
+# it writes at 1M articles).
+WRITE_THREADS = 4
+SMALL_WRITE_BYTES = 64 * 2**20
 
 
 class WarehouseBusy(RuntimeError):
@@ -127,17 +131,26 @@ def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl
     previous = current_snapshot(root)
     append = append or {}
     carried = {p.name for p in previous.iterdir() if p.is_dir()} if previous else set()
+    targets, writes = [], []
     for table in sorted(carried | set(replace) | set(append)):
         target = staging / table
         target.mkdir()
+        targets.append(target)
         if table not in replace and previous and (previous / table).is_dir():
             for part in sorted((previous / table).glob("*.parquet")):
                 os.link(part, target / part.name)
         frame = replace.get(table, append.get(table))
         if frame is not None and (table in replace or frame.height or not any(target.iterdir())):
-            write_parquet_durably(frame, target / f"part-{name}.parquet")
-        fsync_dir(target)
-    fsync_dir(staging)
+            writes.append((frame, target / f"part-{name}.parquet"))
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:  # polars writes and fsync release Python's lock
+        small = [pool.submit(write_parquet_durably, frame, path) for frame, path in writes
+                 if frame.estimated_size() < SMALL_WRITE_BYTES]
+        for frame, path in writes:
+            if frame.estimated_size() >= SMALL_WRITE_BYTES:
+                write_parquet_durably(frame, path)
+        for future in small:
+            future.result()
+        list(pool.map(fsync_dir, [*targets, staging]))
     final = snapshots / name
     staging.rename(final)
     fsync_dir(snapshots)
