@@ -9,7 +9,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -478,36 +478,29 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
 
 def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFrame | None = None
                  ) -> Generator[pl.DataFrame, None, pl.DataFrame]:
-    """Read every file under the source folders, yielding the raw articles as they are read (a frame at a time, at
-    least one, possibly empty, so later stages can start meanwhile) and returning the ingest log.
+    """Read every file under the source folders in discovery order, yielding the raw articles as they are read (a
+    frame at a time, at least one, possibly empty, so later stages can start meanwhile) and returning the ingest log.
 
     Files the `manifest` lists as loaded by an earlier run are logged but not re-read: without even reading
     them when size and modification time match those of the same path, else when its content hash does. A file
-    that held exact repeats of articles from another file is read last, and read again whatever its size, time and
-    hash if that file was changed or removed (its first copies are withdrawn, so its repeats are articles again).
+    that held exact repeats of articles from another file is read again whatever its size, time and hash if that
+    file was changed or removed (its first copies are withdrawn, so its repeats are articles again): which ones is
+    decided before reading (`replaced_first_files`), so an article goes to the first file holding it, as in a full
+    refresh.
     """
     loaded = Loaded.from_manifest(manifest)
     ingested_at = datetime.now(UTC).replace(microsecond=0)
     result = IngestResult()
     files = discover_files(source_dirs)
+    removed = removed_files(loaded, source_dirs, files)
+    replaced = replaced_first_files(files, loaded, removed)
     with cyclic_gc_paused():
         for path in files:
-            if printable_path(path) in loaded.repeats:
-                continue
-            read_file(path, ingested_at, run_id, result, loaded)
-            yield from flushed(result, FLUSH_ROWS)
-        unlisted = [row["source_file"] for row in result.log if row["reason"] == UNLISTED]
-        removed = removed_files(loaded, source_dirs, files, unlisted)
-        replaced = {*removed, *changed_files(result.log, loaded)}
-        holding = {printable_path(path): path for path in files if printable_path(path) in loaded.repeats}
-        for source_file in first_copies_first(holding, loaded.repeats):
-            again = not loaded.repeats[source_file].isdisjoint(replaced)
-            read_file(holding[source_file], ingested_at, run_id, result, Loaded() if again else loaded)
+            again = not loaded.repeats.get(printable_path(path), set()).isdisjoint(replaced)
+            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded)
             row = result.log[-1]
             if again and row["status"] in ("ok", "error"):  # an error: the manifest forgets its content (`manifest`)
                 row["reason"] = f"{REREAD}; {row['reason']}" if row["reason"] else REREAD
-            if row["file_hash"] != loaded.hashes.get(source_file):  # its first copies moved only if its content did
-                replaced |= changed_files([row], loaded)
             yield from flushed(result, FLUSH_ROWS)
     raw, log = result.frames()
     yield raw  # the rest, possibly none
@@ -519,38 +512,30 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     return pl.concat([log, pl.DataFrame(removed_rows, schema=LOG_SCHEMA)])
 
 
+def replaced_first_files(files: list[Path], loaded: Loaded, removed: list[str]) -> set[str]:
+    """The files earlier runs took first copies from (those `loaded.repeats` name) that are `removed` or now hold
+    other content, as reading them would find (a file that cannot be read is not replaced: an error may pass). A
+    changed one is read twice, here to hash it and later to parse it."""
+    firsts = set().union(*loaded.repeats.values())
+    replaced = firsts.intersection(removed)
+    for path in files:
+        source_file = printable_path(path)
+        if source_file not in firsts:
+            continue
+        try:
+            status = path.stat()
+            if (stat.S_ISREG(status.st_mode) and loaded.stats.get(source_file) != (status.st_size, status.st_mtime_ns)
+                    and hashlib.sha256(path.read_bytes()).hexdigest() != loaded.hashes.get(source_file)):
+                replaced.add(source_file)
+        except OSError:
+            continue
+    return replaced
+
+
 def flushed(result: IngestResult, min_rows: int) -> Iterator[pl.DataFrame]:
     """The articles `result` gathered, once there are at least `min_rows`."""
     result.flush(min_rows=min_rows)
     yield from result.take_pieces()
-
-
-def first_copies_first(files: Iterable[str], repeats: dict[str, set[str]]) -> list[str]:
-    """`files` ordered so that a file comes after those of `files` it holds repeats from (`repeats`), else in the
-    order given (a cycle is cut where it closes)."""
-    files = list(files)
-    among, order, seen = set(files), [], set()
-    for start in files:
-        if start in seen:
-            continue
-        stack = [(start, iter(sorted(repeats.get(start, set()) & among)))]
-        seen.add(start)
-        while stack:
-            node, firsts = stack[-1]
-            first = next((f for f in firsts if f not in seen), None)
-            if first is None:
-                order.append(node)
-                stack.pop()
-            else:
-                seen.add(first)
-                stack.append((first, iter(sorted(repeats.get(first, set()) & among))))
-    return order
-
-
-def changed_files(log: list[dict], loaded: Loaded) -> set[str]:
-    """Files earlier runs loaded that were read again in this run (see `assemble.replaced_files`)."""
-    return {row["source_file"] for row in log if row["source_line"] is None and row["source_file"] in loaded.hashes
-            and row["status"] in READ_STATUSES and row["reason"] not in UNCHANGED}
 
 
 def drain(stream: Generator[pl.DataFrame, None, pl.DataFrame], consume: Callable[[pl.DataFrame], object]
@@ -574,15 +559,17 @@ def ingest_sources(source_dirs: list[str | Path], run_id: str,
     return pl.concat(pieces, rechunk=False), log
 
 
-def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Path], unlisted: list[str]
-                  ) -> list[str]:
+def removed_files(loaded: Loaded, source_dirs: list[str | Path], files: list[Path]) -> list[str]:
     """Files earlier runs loaded from under these source folders that were not found now: only under folders that
-    exist and were listed (an unmounted share or an `unlisted` folder removes nothing)."""
-    found = {printable_path(path) for path in files}
+    exist and were listed (an unmounted share, or a folder that could not be listed, removes nothing)."""
+    found = {printable_path(path): path for path in files}
     roots = [PurePosixPath(printable_path(Path(source))) for source in source_dirs if Path(source).is_dir()]
+
+    def unlisted(path: str) -> bool:  # a folder found above it: listed itself, so it could not be listed
+        return any(str(folder) in found and found[str(folder)].is_dir() for folder in PurePosixPath(path).parents)
+
     return [path for path in loaded.hashes if path not in found
-            and any(PurePosixPath(path).is_relative_to(root) for root in roots)
-            and not any(PurePosixPath(path).is_relative_to(folder) for folder in unlisted)]
+            and any(PurePosixPath(path).is_relative_to(root) for root in roots) and not unlisted(path)]
 
 
 def is_unchanged() -> pl.Expr:

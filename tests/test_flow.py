@@ -264,6 +264,7 @@ def test_a_repeat_is_loaded_once_its_first_copy_is_withdrawn(first_copy, repeate
         day1.unlink()
     else:
         day1.write_text(line(0) + "\n")
+    (src / "day3.jsonl").write_text(line(1) + "\n")  # new, after day2: a1 is day2's, as in a full refresh
     news_etl(source_dir=str(src), warehouse_dir=str(wh))
     news_etl(source_dir=str(src), warehouse_dir=str(rebuilt), full_refresh=True)
     incremental, full = snapshot(wh), snapshot(rebuilt)

@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tasks.assemble import manifest, rebatched
-from tasks.ingest import MAX_ARTICLE_BYTES, REMOVED, REREAD, first_copies_first, ingest_sources, is_unchanged
+from tasks.ingest import MAX_ARTICLE_BYTES, REMOVED, REREAD, ingest_sources, is_unchanged
 from tests.conftest import BAD_INPUT, SEEDS
 
 
@@ -316,9 +316,21 @@ def test_a_file_that_could_not_be_read_again_is_read_whole_next_run(tmp_path, mo
     assert raw["source_id"].to_list() == ["a1", "b1"]
 
 
-def test_files_holding_repeats_are_read_after_the_files_they_repeat():
-    repeats = {"x": {"y"}, "y": {"z", "gone"}, "z": set(), "p": {"q"}, "q": {"p"}}  # p and q: a cycle
-    assert first_copies_first(["x", "p", "y", "q", "z"], repeats) == ["z", "y", "x", "q", "p"]
+def test_a_repeat_read_again_goes_to_the_first_file_holding_it_as_in_a_full_refresh(tmp_path):
+    write_stories(tmp_path / "a.jsonl", "x")
+    write_stories(tmp_path / "b.jsonl", "x", "b1")  # repeats a's x
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    (tmp_path / "a.jsonl").unlink()
+    write_stories(tmp_path / "c.jsonl", "x")  # new, after b in the folder: x is b's, not c's
+    raw, second = ingest_sources([tmp_path], run_id="r2", manifest=manifest(None, first))
+    full, _ = ingest_sources([tmp_path], run_id="r3")
+    origins = [(r["source_id"], Path(r["source_file"]).name) for r in raw.sort("source_id").iter_rows(named=True)]
+    assert origins == [("b1", "b.jsonl"), ("x", "b.jsonl")]
+    assert full.select("source_id", "source_file").sort("source_id").equals(
+        raw.select("source_id", "source_file").sort("source_id"))
+    assert file_reasons(second) == {"b.jsonl": REREAD, "c.jsonl": None, "a.jsonl": REMOVED}
+    repeats = dict(manifest(manifest(None, first), second).select("source_file", "repeat_of").iter_rows())
+    assert repeats == {str(tmp_path / "b.jsonl"): None, str(tmp_path / "c.jsonl"): [str(tmp_path / "b.jsonl")]}
 
 
 @pytest.mark.parametrize("bulk_from", [0, 10**6], ids=["in bulk", "line by line"])
