@@ -7,7 +7,8 @@ process (own Prefect home) runs the flow with a full refresh and reads the per-s
 (`newsetl_stage` records), sampling peak RSS per stage (the flow process alone, and with its children such as the
 temporary Prefect server). In the same child it measures
 a FLOOR: polars reading the same JSONL plus one regex pass over all text. With --incremental it then adds 1% new
-articles and runs the flow again incrementally. Figures are printed and written to bench/results/<timestamp>.json.
+articles and runs the flow again incrementally, then once more with nothing new (what any run over that warehouse
+costs). Figures are printed and written to bench/results/<timestamp>.json.
 Totals are the sum of stage times: interpreter and Prefect start-up are excluded, and so is importing the
 libraries (the flow and Great Expectations, which validation imports on first use), timed on its own first.
 """
@@ -129,6 +130,7 @@ def child(args: argparse.Namespace) -> None:
         os.link(args.increment, args.source / args.increment.name)
         try:
             result["incremental"] = run_flow(args.source, args.warehouse, False, sampler)
+            result["unchanged"] = run_flow(args.source, args.warehouse, False, sampler)  # nothing new: fixed cost
         finally:
             (args.source / args.increment.name).unlink()
     result["peak_rss_mb"], result["peak_rss_flow_mb"] = sampler.overall / 2**20, sampler.overall_own / 2**20
@@ -167,7 +169,8 @@ def print_table(name: str, summary: dict, floor: float | None) -> None:
         rate = f"{s['articles_per_s']:,.0f}" if s["articles_per_s"] else "-"
         print(f"{stage:<10} {s['seconds']:>9.2f} {rate:>12} {s['peak_rss_flow_mb']:>12,.0f} {s['peak_rss_mb']:>13,.0f}"
               + (f"  [{s['note']}]" if s["note"] else ""))
-    print(f"{'total':<10} {summary['total_seconds']:>9.2f} {summary['articles_per_s']:>12,.0f} "
+    rate = f"{summary['articles_per_s']:,.0f}" if summary["articles_per_s"] else "-"
+    print(f"{'total':<10} {summary['total_seconds']:>9.2f} {rate:>12} "
           f"{summary['peak_rss_flow_mb']:>12,.0f} {summary['peak_rss_mb']:>13,.0f}")
     if floor:
         print(f"floor {floor:.2f} s; flow / floor = {summary['total_seconds'] / floor:.1f}x")
@@ -215,6 +218,10 @@ def main() -> None:
             run["incremental_cost_ratio"] = run["incremental"]["total_seconds"] / run["full"]["total_seconds"]
             print_table(f"{label} incremental (+1%)", run["incremental"], None)
             print(f"incremental / full = {run['incremental_cost_ratio']:.1%}")
+            run["unchanged"] = summarise(label, 0, raw["unchanged"])
+            run["unchanged_cost_ratio"] = run["unchanged"]["total_seconds"] / run["full"]["total_seconds"]
+            print_table(f"{label} with nothing new (what any run over it costs)", run["unchanged"], None)
+            print(f"unchanged / full = {run['unchanged_cost_ratio']:.1%}")
         report["runs"].append(run)
     full = [r["full"] for r in report["runs"]]
     pairs = zip(full, full[1:], strict=False)
