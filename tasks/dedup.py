@@ -212,8 +212,10 @@ def without_articles(index: DedupIndex, gone: pl.DataFrame) -> DedupIndex:
 
 
 def refresh_stories(articles: pl.DataFrame, stories: pl.DataFrame) -> pl.DataFrame:
-    """`stories` with the rows that no longer match `articles` (some were quarantined) rebuilt from them."""
-    pool, texts = _article_pool(articles.head(0), articles)
+    """`stories` with the rows that no longer match `articles` (some were quarantined) rebuilt from them (from the
+    articles of those stories only: at 1M articles, pooling them all took 1 s and 270 MB)."""
+    members = articles.filter(pl.col("story_id").is_in(_stale_stories(articles, stories).implode()))
+    pool, texts = _article_pool(members.head(0), members)
     return _stories_table(pool, texts, stories, articles)
 
 
