@@ -74,7 +74,12 @@ LOG_SCHEMA = {
 
 
 class RejectedInput(Exception):
-    """A file or line that cannot become an article; the message is the logged reason."""
+    """A file or line that cannot become an article; the message is the logged reason (and for an exact repeat,
+    `repeat_of` the file of its first copy)."""
+
+    def __init__(self, reason: str, repeat_of: str | None = None) -> None:
+        super().__init__(reason)
+        self.repeat_of = repeat_of
 
 
 @dataclass
@@ -85,26 +90,24 @@ class IngestResult:
     pieces: list[pl.DataFrame] = field(default_factory=list)
     log: list[dict] = field(default_factory=list)
     seen: dict[str, tuple[str, int | None]] = field(default_factory=dict)
-    repeat_of: dict[tuple[str, int | None], str] = field(default_factory=dict)  # (file, line) -> first copy's file
 
-    def claim(self, article_id: str, source_file: str, line: int | None) -> str | None:
-        """Note an article as read; the rejection reason if an identical one (same id and text) was read before."""
+    def claim(self, article_id: str, source_file: str, line: int | None) -> RejectedInput | None:
+        """Note an article as read; its rejection if an identical one (same id and text) was read before."""
         if article_id in self.seen:
             first_file, first_line = self.seen[article_id]
-            self.repeat_of[source_file, line] = first_file
-            return REPEAT_REASON.format(first_file, f":{first_line}" if first_line else "")
+            return RejectedInput(REPEAT_REASON.format(first_file, f":{first_line}" if first_line else ""), first_file)
         self.seen[article_id] = (source_file, line)
         return None
 
     def add(self, row: dict) -> None:
         """Keep an article unless an identical one was already read."""
-        if reason := self.claim(row["article_id"], row["source_file"], row["source_line"]):
-            raise RejectedInput(reason)
+        if repeat := self.claim(row["article_id"], row["source_file"], row["source_line"]):
+            raise repeat
         for name, value in row.items():
             self.columns[name].append(value)
 
-    def add_frame(self, source_file: str, rows: pl.DataFrame) -> list[tuple[int, str]]:
-        """Keep the articles of one file (in line order) except exact repeats; (line, reason) of each repeat."""
+    def add_frame(self, source_file: str, rows: pl.DataFrame) -> list[tuple[int, RejectedInput]]:
+        """Keep the articles of one file (in line order) except exact repeats; (line, rejection) of each repeat."""
         ids = rows["article_id"]
         repeated = ~ids.is_first_distinct() | ids.is_in(list(self.seen.keys() & set(ids.to_list())))
         kept = rows.filter(~repeated)
@@ -131,8 +134,7 @@ class IngestResult:
         """(raw_articles, ingest_log)."""
         self.flush()
         raw = pl.concat(self.pieces, rechunk=False) if self.pieces else pl.DataFrame(schema=RAW_SCHEMA)
-        log = [row | {"repeat_of": self.repeat_of.get((row["source_file"], row["source_line"]))} for row in self.log]
-        return raw, pl.DataFrame(log, schema=LOG_SCHEMA)
+        return raw, pl.DataFrame(self.log, schema=LOG_SCHEMA)
 
 
 def discover_files(source_dirs: list[str | Path]) -> list[Path]:
@@ -346,8 +348,8 @@ def jsonl_lines(text: str) -> list[str]:
 
 
 def line_articles(source_file: str, lines: list[str], skip: set[int], ingested_at: datetime
-                  ) -> tuple[list[dict], list[tuple[int, str]]]:
-    """Raw article rows of the JSONL lines not in `skip` (line numbers), one by one, and (line, reason) of each
+                  ) -> tuple[list[dict], list[tuple[int, RejectedInput]]]:
+    """Raw article rows of the JSONL lines not in `skip` (line numbers), one by one, and (line, rejection) of each
     line that cannot be one."""
     rows, rejected = [], []
     for line_no, line in enumerate(lines, start=1):
@@ -358,7 +360,7 @@ def line_articles(source_file: str, lines: list[str], skip: set[int], ingested_a
                 raise RejectedInput(f"line too large: more than {MAX_ARTICLE_BYTES:,} bytes")
             rows.append(jsonl_article(source_file, line_no, line, ingested_at))
         except RejectedInput as err:
-            rejected.append((line_no, str(err)))
+            rejected.append((line_no, err))
     return rows, rejected
 
 
@@ -379,7 +381,7 @@ def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: Inges
                 result.add(row)
                 n += 1
             except RejectedInput as err:  # a repeat
-                rejected.append((row["source_line"], str(err)))
+                rejected.append((row["source_line"], err))
     else:
         plain = plain_jsonl_articles(source_file, lines, ingested_at)
         rows, rejected = line_articles(source_file, lines, set(plain["source_line"].to_list()), ingested_at)
@@ -387,9 +389,9 @@ def read_jsonl(source_file: str, text: str, ingested_at: datetime, result: Inges
         repeats = result.add_frame(source_file, articles)
         rejected += repeats
         n = articles.height - len(repeats)
-    for line_no, reason in sorted(rejected):
-        result.log.append({**log_base, "source_line": line_no, "status": "quarantined",
-                           "reason": reason, "n_articles": 0})
+    for line_no, err in sorted(rejected, key=lambda rejection: rejection[0]):
+        result.log.append({**log_base, "source_line": line_no, "status": "quarantined", "reason": str(err),
+                           "repeat_of": err.repeat_of, "n_articles": 0})
     return n
 
 
@@ -467,7 +469,8 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
             result.add(article_row(source_file, Path(source_file).name, None, fmt, text, {}, ingested_at))
             n = 1
     except RejectedInput as err:
-        result.log.append({**log, "status": "quarantined", "reason": str(err), "n_articles": 0})
+        result.log.append({**log, "status": "quarantined", "reason": str(err), "repeat_of": err.repeat_of,
+                           "n_articles": 0})
         return
     except Exception as err:  # noqa: BLE001  any other failure is this file's, logged; the run goes on
         result.log.append({**log, "status": "error", "reason": f"could not be read: {type(err).__name__}: {err}",

@@ -484,3 +484,14 @@ def test_a_whole_html_page_after_a_long_comment_keeps_its_metadata(tmp_path):
     (tmp_path / "a.html").write_text(page)
     raw, _ = ingest_sources([tmp_path], run_id="r1")
     assert raw.select("meta_outlet", "meta_title").row(0) == ("Rome Daily", "Aid agreed")
+
+
+def test_a_one_article_file_repeating_another_is_quarantined_with_the_file_of_its_first_copy(tmp_path):
+    for folder in ("x", "y"):  # same name and text: the same article id
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "story.txt").write_text("Poland proposed a peacekeeping mission on Friday.")
+    raw, log = ingest_sources([tmp_path], run_id="r1")
+    assert raw["source_file"].to_list() == [str(tmp_path / "x" / "story.txt")]
+    second = log.filter(pl.col("source_file") == str(tmp_path / "y" / "story.txt")).row(0, named=True)
+    assert (second["status"], second["repeat_of"]) == ("quarantined", str(tmp_path / "x" / "story.txt"))
+    assert second["reason"].startswith("exact repeat of ")
