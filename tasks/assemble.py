@@ -12,14 +12,12 @@ import polars as pl
 
 from tasks.dedup import DedupIndex, refresh_stories, without_articles
 from tasks.extract import aggregate_events
-from tasks.ingest import READ_STATUSES, REREAD, is_unchanged
+from tasks.ingest import MANIFEST_SCHEMA, READ_STATUSES, REREAD, full_manifest, is_unchanged
 
 PER_ARTICLE_TABLES = ("articles", "boilerplate", "event_mentions", "quotes")
 # The dedup index: pipeline state kept in the snapshot beside the tables, without a view and not validated.
 INDEX_KEYS, INDEX_DF = "_dedup_keys", "_dedup_df"
 HISTORY_TABLES = ("ingest_log", "dq_results", "quarantine")
-MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String, "file_bytes": pl.Int64,
-                   "file_mtime_ns": pl.Int64, "repeat_of": pl.List(pl.String)}
 
 
 def stack(prior: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
@@ -143,10 +141,7 @@ def manifest(prior: pl.DataFrame | None, ingest_log: pl.DataFrame) -> pl.DataFra
     again when one of those is replaced). A file skipped for its known content hash keeps its new size and time (so
     the next run need not hash it), the run that read it and its repeats; a replaced file leaves it unless read
     anew."""
-    if prior is None:
-        prior = pl.DataFrame(schema=MANIFEST_SCHEMA)
-    elif "repeat_of" not in prior.columns:  # a manifest from before repeats were kept
-        prior = prior.with_columns(repeat_of=pl.lit(None, MANIFEST_SCHEMA["repeat_of"]))
+    prior = full_manifest(prior)
     files = ingest_log.filter(pl.col("source_line").is_null())
     unread = files.filter((pl.col("status") == "error") & pl.col("reason").str.starts_with(REREAD))["source_file"]
     prior = prior.with_columns(  # a file that had to be read again but could not be: read it whole next run

@@ -73,6 +73,12 @@ LOG_SCHEMA = {
 }
 
 
+# The warehouse manifest: per file loaded, its content hash, the run that read it, its size and modification time,
+# and the files it holds exact repeats from (see `assemble.manifest`).
+MANIFEST_SCHEMA = {"source_file": pl.String, "file_hash": pl.String, "run_id": pl.String, "file_bytes": pl.Int64,
+                   "file_mtime_ns": pl.Int64, "repeat_of": pl.List(pl.String)}
+
+
 class RejectedInput(Exception):
     """A file or line that cannot become an article; the message is the logged reason (and for an exact repeat,
     `repeat_of` the file of its first copy)."""
@@ -406,18 +412,22 @@ class Loaded:
 
     @classmethod
     def from_manifest(cls, manifest: pl.DataFrame | None) -> Loaded:
-        if manifest is None:
-            return cls()
-        hashes = dict(manifest.select("source_file", "file_hash").iter_rows())
-        stats, repeats = {}, {}
-        if "file_mtime_ns" in manifest.columns:  # a manifest from before sizes and times were kept has none
-            rows = manifest.filter(pl.col("file_mtime_ns").is_not_null()).select(
-                "source_file", "file_bytes", "file_mtime_ns").iter_rows()
-            stats = {path: (size, mtime) for path, size, mtime in rows}
-        if "repeat_of" in manifest.columns:  # nor one from before repeats were kept
-            rows = manifest.filter(pl.col("repeat_of").list.len() > 0).select("source_file", "repeat_of").iter_rows()
-            repeats = {path: set(first_files) for path, first_files in rows}
-        return cls(hashes, stats, repeats)
+        manifest = full_manifest(manifest)
+        stats = manifest.filter(pl.col("file_mtime_ns").is_not_null()).select(
+            "source_file", "file_bytes", "file_mtime_ns").iter_rows()
+        repeats = manifest.filter(pl.col("repeat_of").list.len() > 0).select("source_file", "repeat_of").iter_rows()
+        return cls(dict(manifest.select("source_file", "file_hash").iter_rows()),
+                   {path: (size, mtime) for path, size, mtime in stats},
+                   {path: set(first_files) for path, first_files in repeats})
+
+
+def full_manifest(manifest: pl.DataFrame | None) -> pl.DataFrame:
+    """The warehouse manifest (none: an empty one) with every column of `MANIFEST_SCHEMA`: one written before sizes
+    and times, or repeats, were kept gets them empty."""
+    if manifest is None:
+        return pl.DataFrame(schema=MANIFEST_SCHEMA)
+    return manifest.with_columns(pl.lit(None, dtype).alias(column) for column, dtype in MANIFEST_SCHEMA.items()
+                                 if column not in manifest.columns)
 
 
 def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:

@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tasks.assemble import manifest, rebatched
-from tasks.ingest import MAX_ARTICLE_BYTES, REMOVED, REREAD, ingest_sources, is_unchanged
+from tasks.ingest import MANIFEST_SCHEMA, MAX_ARTICLE_BYTES, REMOVED, REREAD, ingest_sources, is_unchanged
 from tests.conftest import BAD_INPUT, SEEDS
 
 
@@ -495,3 +495,16 @@ def test_a_one_article_file_repeating_another_is_quarantined_with_the_file_of_it
     second = log.filter(pl.col("source_file") == str(tmp_path / "y" / "story.txt")).row(0, named=True)
     assert (second["status"], second["repeat_of"]) == ("quarantined", str(tmp_path / "x" / "story.txt"))
     assert second["reason"].startswith("exact repeat of ")
+
+
+def test_a_manifest_from_before_sizes_times_and_repeats_were_kept_still_skips_unchanged_files(tmp_path):
+    write_stories(tmp_path / "a.jsonl", "a1")
+    write_stories(tmp_path / "b.jsonl", "a1", "b1")  # repeats a's a1
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    old = manifest(None, first).select("source_file", "file_hash", "run_id")
+    raw, second = ingest_sources([tmp_path], run_id="r2", manifest=old)
+    assert raw.is_empty()
+    assert set(file_reasons(second).values()) == {"unchanged since an earlier run; not re-read"}  # by hash
+    upgraded = manifest(old, second)
+    assert upgraded.columns == list(MANIFEST_SCHEMA) and upgraded["file_mtime_ns"].null_count() == 0
+    assert upgraded["repeat_of"].to_list() == [None, None]  # learnt when b is next read
