@@ -40,6 +40,7 @@ READ_STATUSES = ("ok", "quarantined")  # a file read through (after an error its
 REMOVED = "no longer in the source folder; the articles an earlier run loaded from it are withdrawn"
 UNLISTED = "folder could not be listed"
 REREAD = "read again: it holds exact repeats of articles from a file changed or removed since"
+CHANGED_WHILE_READ = "changed while this run read its folder (files repeating it were judged by its content before)"
 ORIGIN = ["article_id", "source_file", "source_line"]  # an article's id and where it was read
 # the reason of an article already read, in this or an earlier run: the first one's file and ":line" (if any)
 REPEAT_REASON = "exact repeat of {}{} (same id and text)"
@@ -430,11 +431,13 @@ def full_manifest(manifest: pl.DataFrame | None) -> pl.DataFrame:
                                  if column not in manifest.columns)
 
 
-def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded) -> None:
+def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResult, loaded: Loaded,
+              judged_hash: str | None = None) -> None:
     """Read one file into `result`: its articles and exactly one file-level log row. A file whose size and
     modification time match those loaded from its path is not read at all; one whose content hash matches is not
     parsed. (The same content at another path is read: its articles are copies for dedup to find, or exact repeats
-    when they have the same ids.)"""
+    when they have the same ids.) A file found with another content than `judged_hash` (the one this run decided
+    by whether to read its repeats again) is an error: its earlier content holds until the next run."""
     source_file = printable_path(path)
     fmt = ARTICLE_SUFFIXES.get(path.suffix.lower())
     log = {"source_file": source_file, "source_line": None, "format": fmt, "file_bytes": None,
@@ -460,6 +463,9 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
         result.log.append({**log, "status": "error", "reason": f"cannot read file: {err.strerror}", "n_articles": 0})
         return
     log["file_bytes"], log["file_hash"] = len(data), hashlib.sha256(data).hexdigest()
+    if judged_hash is not None and log["file_hash"] != judged_hash:
+        result.log.append({**log, "status": "error", "reason": CHANGED_WHILE_READ, "n_articles": 0})
+        return
     if loaded.hashes.get(source_file) == log["file_hash"]:  # the same path with the same content
         result.log.append({**log, "status": "ok", "reason": UNCHANGED_BY_HASH, "n_articles": 0})
         return
@@ -506,11 +512,12 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     result = IngestResult()
     files = discover_files(source_dirs)
     removed = removed_files(loaded, source_dirs, files)
-    replaced = replaced_first_files(files, loaded, removed)
+    replaced, judged = replaced_first_files(files, loaded, removed)
     with cyclic_gc_paused():
         for path in files:
             again = not loaded.repeats.get(printable_path(path), set()).isdisjoint(replaced)
-            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded)
+            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded,
+                      judged.get(printable_path(path)))
             row = result.log[-1]
             if again and row["status"] in ("ok", "error"):  # an error: the manifest forgets its content (`manifest`)
                 row["reason"] = f"{REREAD}; {row['reason']}" if row["reason"] else REREAD
@@ -525,24 +532,31 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     return pl.concat([log, pl.DataFrame(removed_rows, schema=LOG_SCHEMA)])
 
 
-def replaced_first_files(files: list[Path], loaded: Loaded, removed: list[str]) -> set[str]:
+def replaced_first_files(files: list[Path], loaded: Loaded, removed: list[str]) -> tuple[set[str], dict[str, str]]:
     """The files earlier runs took first copies from (those `loaded.repeats` name) that are `removed` or now hold
-    other content, as reading them would find (a file that cannot be read is not replaced: an error may pass). A
+    other content (a file that cannot be read is not replaced: an error may pass), and the content hash each one
+    found was judged by (its new one if it changed, else the loaded one), which reading it must then find. A
     changed one is read twice, here to hash it and later to parse it."""
     firsts = set().union(*loaded.repeats.values())
-    replaced = firsts.intersection(removed)
+    replaced, judged = firsts.intersection(removed), {}
     for path in files:
         source_file = printable_path(path)
         if source_file not in firsts:
             continue
+        known = loaded.hashes.get(source_file)
         try:
             status = path.stat()
-            if (stat.S_ISREG(status.st_mode) and loaded.stats.get(source_file) != (status.st_size, status.st_mtime_ns)
-                    and hashlib.sha256(path.read_bytes()).hexdigest() != loaded.hashes.get(source_file)):
-                replaced.add(source_file)
+            if stat.S_ISREG(status.st_mode) and loaded.stats.get(source_file) != (status.st_size, status.st_mtime_ns):
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+                if content != known:
+                    replaced.add(source_file)
+                    judged[source_file] = content
+                    continue
         except OSError:
-            continue
-    return replaced
+            pass
+        if known is not None:
+            judged[source_file] = known
+    return replaced, judged
 
 
 def flushed(result: IngestResult, min_rows: int) -> Iterator[pl.DataFrame]:

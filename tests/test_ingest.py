@@ -508,3 +508,31 @@ def test_a_manifest_from_before_sizes_times_and_repeats_were_kept_still_skips_un
     upgraded = manifest(old, second)
     assert upgraded.columns == list(MANIFEST_SCHEMA) and upgraded["file_mtime_ns"].null_count() == 0
     assert upgraded["repeat_of"].to_list() == [None, None]  # learnt when b is next read
+
+
+def test_a_first_copies_file_changed_while_the_run_reads_is_left_for_the_next_run(tmp_path, monkeypatch):
+    import tasks.ingest as ingest
+
+    write_stories(tmp_path / "a.jsonl", "a1")
+    write_stories(tmp_path / "b.jsonl", "a1", "b1")  # repeats a's a1
+    _, first = ingest_sources([tmp_path], run_id="r1")
+    after_first = manifest(None, first)
+    judge = ingest.replaced_first_files
+
+    def then_changed(*args):  # a changes after the run judged b by it: b is not read again this run
+        judged = judge(*args)
+        write_stories(tmp_path / "a.jsonl", "a2")
+        return judged
+
+    monkeypatch.setattr(ingest, "replaced_first_files", then_changed)
+    raw, second = ingest_sources([tmp_path], run_id="r2", manifest=after_first)
+    assert raw.is_empty()  # a's new content is not taken, so its a1 is not withdrawn while b keeps only a repeat
+    row = second.filter(pl.col("source_file").str.ends_with("a.jsonl")).row(0, named=True)
+    assert (row["status"], row["reason"]) == ("error", ingest.CHANGED_WHILE_READ)
+    after_second = manifest(after_first, second)
+    assert after_second.equals(after_first)  # a's loaded content and b's repeats still hold
+    monkeypatch.setattr(ingest, "replaced_first_files", judge)
+    raw, third = ingest_sources([tmp_path], run_id="r3", manifest=after_second)
+    assert raw.select("source_id", pl.col("source_file").str.split("/").list.last()).rows() == [
+        ("a2", "a.jsonl"), ("a1", "b.jsonl"), ("b1", "b.jsonl")]  # (b1 is dropped later: loaded from b, which stays)
+    assert file_reasons(third)["b.jsonl"] == REREAD
