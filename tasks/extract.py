@@ -103,9 +103,9 @@ def dated_sentences(sentences: pl.DataFrame, loud: pl.Series) -> pl.DataFrame:
     """`resolve_dates` over `sentences`, reading a `loud` one in title case ("ON MARCH 3": "On March 3")."""
     if loud.is_empty():
         return resolve_dates(sentences)
-    is_loud = pl.col("sid").is_in(loud.implode())
-    titled = sentences.with_columns(as_written="sentence", sentence=pl.when(is_loud).then(
-        pl.col("sentence").str.to_titlecase()).otherwise("sentence"))
+    rows = sentences["sid"].is_in(loud.implode()).arg_true()  # only these are title-cased
+    loud_titled = sentences["sentence"].gather(rows).str.to_titlecase()
+    titled = sentences.with_columns(as_written="sentence", sentence=sentences["sentence"].scatter(rows, loud_titled))
     return resolve_dates(titled).with_columns(sentence="as_written").drop("as_written")
 
 
