@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -451,10 +451,13 @@ def reference_flag(frame: pl.DataFrame, column: str, keys: pl.Series) -> pl.Expr
     return pl.when(pl.col(column).is_null()).then(None).otherwise(pl.col(column).is_in(keys.implode()))
 
 
-def with_reference_flags(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks."""
+def with_reference_flags(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame,
+                         skip_parents: Collection[str] = ()) -> pl.DataFrame:
+    """`frame` plus one `<column>_in_<parent>` flag per reference its suite checks, but those into `skip_parents`
+    and those `frame` already has."""
     return frame.with_columns(reference_flag(frame, column, tables[parent][key]).alias(reference_column(column, parent))
-                              for column, parent, key in REFERENCES.get(table, []))
+                              for column, parent, key in REFERENCES.get(table, [])
+                              if parent not in skip_parents and reference_column(column, parent) not in frame.columns)
 
 
 def with_derived_columns(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame) -> pl.DataFrame:
@@ -483,9 +486,9 @@ def with_derived_columns(table: str, tables: dict[str, pl.DataFrame], frame: pl.
 
 def rows_to_check(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFrame, expectations: list,
                   loaded: dict[str, int]) -> pl.Series:
-    """Which rows of `frame` (`table` with `ROW`) GX checks when earlier runs loaded some (`loaded`: table -> leading
-    rows they loaded, and so validated): the rows after those, derived rows whose children changed
-    (`CHANGED_WITH`), and any row breaking a whole-table rule.
+    """Which rows of `frame` (`table` with `ROW`, and flags of its references into tables not in `loaded`) GX checks
+    when earlier runs loaded some (`loaded`: table -> leading rows they loaded, and so validated): the rows after
+    those, derived rows whose children changed (`CHANGED_WITH`), and any row breaking a whole-table rule.
 
     A row validated before can break one only through this run: a key it shares with a new row (looked for among
     the new rows' keys), or a reference to a rebuilt table that lost the key. A table in `loaded` keeps its loaded
@@ -495,8 +498,8 @@ def rows_to_check(table: str, tables: dict[str, pl.DataFrame], frame: pl.DataFra
         changed = pl.col(key).is_in(tables[child][key].slice(loaded.get(child, 0)).implode())
     else:
         changed = pl.col(ROW) >= loaded.get(table, 0)
-    broken = [~reference_flag(frame, c, tables[parent][key]).fill_null(True)
-              for c, parent, key in REFERENCES.get(table, []) if parent not in loaded]
+    broken = [~pl.col(reference_column(c, parent)).fill_null(True)  # flagged over every row by `gx_batch`
+              for c, parent, _ in REFERENCES.get(table, []) if parent not in loaded]
     for e in expectations:
         kwargs = e.configuration.kwargs
         if e.expectation_type == "expect_column_values_to_be_unique":
@@ -530,7 +533,8 @@ def gx_batch(table: str, tables: dict[str, pl.DataFrame], expectations: list, lo
     """The pandas frame GX checks for `table`: the rows to check, only the columns the suite reads, indexed by
     each row's position in the whole table."""
     frame = tables[table].with_row_index(ROW)
-    if loaded:
+    if loaded:  # references into tables this run rebuilt are flagged over every row (a loaded one can break one)
+        frame = with_reference_flags(table, tables, frame, skip_parents=loaded)
         frame = frame.filter(rows_to_check(table, tables, frame, expectations, loaded))
     frame = with_derived_columns(table, tables, with_reference_flags(table, tables, frame))
     columns = [c for c in suite_columns(expectations) if c in frame.columns]
