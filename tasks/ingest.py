@@ -421,6 +421,10 @@ class Loaded:
                    {path: (size, mtime) for path, size, mtime in stats},
                    {path: set(first_files) for path, first_files in repeats})
 
+    def unchanged_by_time(self, source_file: str, status: os.stat_result) -> bool:
+        """Whether a file has the size and modification time it was loaded with from that path."""
+        return self.stats.get(source_file) == (status.st_size, status.st_mtime_ns)
+
 
 def full_manifest(manifest: pl.DataFrame | None) -> pl.DataFrame:
     """The warehouse manifest (none: an empty one) with every column of `MANIFEST_SCHEMA`: one written before sizes
@@ -449,7 +453,7 @@ def read_file(path: Path, ingested_at: datetime, run_id: str, result: IngestResu
             reason = UNLISTED if stat.S_ISDIR(status.st_mode) else "not a regular file"
             result.log.append({**log, "status": "error", "reason": reason, "n_articles": 0})
             return
-        if loaded.stats.get(source_file) == (status.st_size, status.st_mtime_ns):
+        if loaded.unchanged_by_time(source_file, status):
             result.log.append({**log, "file_hash": loaded.hashes[source_file], "status": "ok", "n_articles": 0,
                                "reason": UNCHANGED_BY_TIME})
             return
@@ -515,9 +519,9 @@ def read_sources(source_dirs: list[str | Path], run_id: str, manifest: pl.DataFr
     replaced, judged = replaced_first_files(files, loaded, removed)
     with cyclic_gc_paused():
         for path in files:
-            again = not loaded.repeats.get(printable_path(path), set()).isdisjoint(replaced)
-            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded,
-                      judged.get(printable_path(path)))
+            source_file = printable_path(path)
+            again = not loaded.repeats.get(source_file, set()).isdisjoint(replaced)
+            read_file(path, ingested_at, run_id, result, Loaded() if again else loaded, judged.get(source_file))
             row = result.log[-1]
             if again and row["status"] in ("ok", "error"):  # an error: the manifest forgets its content (`manifest`)
                 row["reason"] = f"{REREAD}; {row['reason']}" if row["reason"] else REREAD
@@ -546,7 +550,7 @@ def replaced_first_files(files: list[Path], loaded: Loaded, removed: list[str]) 
         known = loaded.hashes.get(source_file)
         try:
             status = path.stat()
-            if stat.S_ISREG(status.st_mode) and loaded.stats.get(source_file) != (status.st_size, status.st_mtime_ns):
+            if stat.S_ISREG(status.st_mode) and not loaded.unchanged_by_time(source_file, status):
                 content = hashlib.sha256(path.read_bytes()).hexdigest()
                 if content != known:
                     replaced.add(source_file)

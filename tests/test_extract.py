@@ -393,7 +393,6 @@ def test_a_sentence_in_capitals_gives_the_events_it_gives_in_ordinary_case() -> 
     assert shouted["sentence"].to_list() == [body.upper()[a:b] for a, b in spans]  # the text as written
 
 
-
 def test_dates_in_capitals_date_the_events_after_them_as_in_ordinary_case() -> None:
     body = ("Fighting began in Kharkiv on March 3. Russia attacked Ukraine the next day. "  # dated by the one before
             "Poland sent aid to Ukraine on 1st March.")  # "1ST MARCH": day first, its suffix in capitals
@@ -403,6 +402,7 @@ def test_dates_in_capitals_date_the_events_after_them_as_in_ordinary_case() -> N
     shouted, _ = extract_events(article_frame([{"body": body.upper(), "published_date": published}]))
     assert ordinary["event_date"].to_list() == [dt.date(2024, 3, 4), dt.date(2024, 3, 1)]
     assert shouted.select(event).equals(ordinary.select(event))
+
 
 def test_a_time_of_day_bound_keeps_its_date() -> None:
     texts = [
