@@ -106,14 +106,14 @@ def write_corpus(out: Path, size: int, seed: int = 7, per_file: int = PER_FILE, 
     return files
 
 
-def write_increment(out: Path, size: int, seed: int = 7, name: str = "increment.jsonl") -> Path:
-    """One file of `size` new derived articles (ids `new-<n>`), for an incremental run."""
+def write_increment(out: Path, size: int, seed: int = 7, name: str = "increment.jsonl", prefix: str = "new") -> Path:
+    """One file of `size` new derived articles (ids `<prefix>-<n>`), for an incremental run."""
     rng, articles = random.Random(seed + 1), reuters_articles()
     path = out / name
     with path.open("w") as handle:
         for n in range(size):
             article = perturb(articles[rng.randrange(len(articles))], n, rng)
-            handle.write(json.dumps({**article, "id": f"new-{n}"}) + "\n")
+            handle.write(json.dumps({**article, "id": f"{prefix}-{n}"}) + "\n")
     return path
 
 

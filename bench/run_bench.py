@@ -7,8 +7,9 @@ process (own Prefect home) runs the flow with a full refresh and reads the per-s
 (`newsetl_stage` records), sampling peak RSS per stage (the flow process alone, and with its children such as the
 temporary Prefect server). In the same child it measures
 a FLOOR: polars reading the same JSONL plus one regex pass over all text. With --incremental it then adds 1% new
-articles and runs the flow again incrementally, then once more with nothing new (what any run over that warehouse
-costs). Figures are printed and written to bench/results/<timestamp>.json.
+articles and runs the flow again incrementally, then with SMALL_INCREMENT new articles (what a run costs whatever
+it adds: the +1% run's cost beyond it is the 1%'s own), then once more with nothing new. Figures are printed and
+written to bench/results/<timestamp>.json.
 Totals are the sum of stage times: interpreter and Prefect start-up are excluded, and so is importing the
 libraries (the flow and Great Expectations, which validation imports on first use), timed on its own first.
 """
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.make_corpus import parse_size, write_corpus, write_increment  # noqa: E402
 
 STAGE_RECORD = "newsetl_stage"
+SMALL_INCREMENT = 10  # articles of the run that measures a run's fixed cost
 
 
 class PeakRss:
@@ -122,32 +124,40 @@ def run_flow(source: Path, warehouse: Path, full_refresh: bool, sampler: PeakRss
 
 
 def child(args: argparse.Namespace) -> None:
-    """One size in a fresh process: floor, full run, optionally an incremental run; JSON on stdout."""
+    """One size in a fresh process: floor, full run, optionally the incremental runs; JSON on stdout."""
     sampler = PeakRss()
     result = {"imports_seconds": import_libraries(), "floor_seconds": measure_floor(args.source)}
     result["full"] = run_flow(args.source, args.warehouse, True, sampler)
     if args.increment:
-        os.link(args.increment, args.source / args.increment.name)
+        added = []
         try:
-            result["incremental"] = run_flow(args.source, args.warehouse, False, sampler)
-            result["unchanged"] = run_flow(args.source, args.warehouse, False, sampler)  # nothing new: fixed cost
+            runs = (("incremental", args.increment), ("small", args.small_increment), ("unchanged", None))
+            for kind, increment in runs:
+                if increment:
+                    os.link(increment, args.source / increment.name)
+                    added.append(args.source / increment.name)
+                result[kind] = run_flow(args.source, args.warehouse, False, sampler)
         finally:
-            (args.source / args.increment.name).unlink()
+            for path in added:
+                path.unlink()
     result["peak_rss_mb"], result["peak_rss_flow_mb"] = sampler.overall / 2**20, sampler.overall_own / 2**20
     print("BENCH-RESULT " + json.dumps(result))
 
 
-def prepare(size: int, label: str, incremental: bool, seed: int) -> tuple[Path, Path | None]:
-    """The corpus folder for a size (generated once) and, if asked, a 1% increment file outside it."""
+def prepare(size: int, label: str, incremental: bool, seed: int) -> tuple[Path, list[Path]]:
+    """The corpus folder for a size (generated once) and, if asked, the increment files outside it: 1% of the size,
+    and SMALL_INCREMENT articles (other ids, drawn with another seed)."""
     corpus = RESULTS / "corpora" / label
     if not corpus.is_dir():
         write_corpus(corpus, size, seed)
-    increment = None
-    if incremental:
-        increment = RESULTS / "corpora" / f"{label}-increment.jsonl"
-        if not increment.is_file():
-            write_increment(increment.parent, max(1, size // 100), seed, increment.name)
-    return corpus, increment
+    if not incremental:
+        return corpus, []
+    increments = [RESULTS / "corpora" / f"{label}-increment.jsonl", RESULTS / "corpora" / f"{label}-small.jsonl"]
+    if not increments[0].is_file():
+        write_increment(increments[0].parent, max(1, size // 100), seed, increments[0].name)
+    if not increments[1].is_file():
+        write_increment(increments[1].parent, SMALL_INCREMENT, seed + 1, increments[1].name, prefix="small")
+    return corpus, increments
 
 
 def summarise(label: str, n: int, run: list[dict]) -> dict:
@@ -187,6 +197,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--increment", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--small-increment", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -194,15 +205,15 @@ def main() -> None:
     report = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "dask": args.dask, "runs": []}
     for label in args.sizes.split(","):
         n = parse_size(label)
-        corpus, increment = prepare(n, label, args.incremental, args.seed)
+        corpus, increments = prepare(n, label, args.incremental, args.seed)
         with tempfile.TemporaryDirectory(prefix="newsetl-bench-") as tmp:
             env = {**os.environ, "PREFECT_HOME": f"{tmp}/prefect", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                    "GX_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
             if args.dask:
                 env["NEWSETL_DASK_ADDRESS"] = args.dask
             command = [sys.executable, __file__, "--child", "--source", str(corpus), "--warehouse", f"{tmp}/wh"]
-            if increment:
-                command += ["--increment", str(increment)]
+            if increments:
+                command += ["--increment", str(increments[0]), "--small-increment", str(increments[1])]
             done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
         line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
         if line is None:
@@ -218,6 +229,14 @@ def main() -> None:
             run["incremental_cost_ratio"] = run["incremental"]["total_seconds"] / run["full"]["total_seconds"]
             print_table(f"{label} incremental (+1%)", run["incremental"], None)
             print(f"incremental / full = {run['incremental_cost_ratio']:.1%}")
+            run["small"] = summarise(label, SMALL_INCREMENT, raw["small"])
+            run["small_cost_ratio"] = run["small"]["total_seconds"] / run["full"]["total_seconds"]
+            print_table(f"{label} with {SMALL_INCREMENT} new articles (a run's fixed cost)", run["small"], None)
+            print(f"{SMALL_INCREMENT} new / full = {run['small_cost_ratio']:.1%}")
+            run["marginal_seconds"] = run["incremental"]["total_seconds"] - run["small"]["total_seconds"]
+            run["marginal_cost_ratio"] = run["marginal_seconds"] / run["full"]["total_seconds"]
+            print(f"the 1%'s own cost (+1% run minus the {SMALL_INCREMENT}-article run): "
+                  f"{run['marginal_seconds']:.2f} s = {run['marginal_cost_ratio']:.1%} of the full run")
             run["unchanged"] = summarise(label, 0, raw["unchanged"])
             run["unchanged_cost_ratio"] = run["unchanged"]["total_seconds"] / run["full"]["total_seconds"]
             print_table(f"{label} with nothing new (what any run over it costs)", run["unchanged"], None)
