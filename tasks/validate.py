@@ -85,6 +85,11 @@ REFERENCES = {
 DATA_DOCS_DIR = "data_docs"
 DOCS_RESULTS_DIR = "dq_validations"
 DOCS_SUMMARY = "dq_validations_index.json"  # each stored result's entry on the Data Docs index (tasks.gx_site)
+# The Data Docs site holds the validations of the newest DOCS_RUNS runs; older runs' stored results and pages move to
+# DOCS_ARCHIVE (same layout), since GX lists and indexes every result in the site on each build: with all of them
+# kept, a run's Data Docs took 0.15 s after 5 runs and 1.2 s after 200. dq_results keeps every run's results.
+DOCS_RUNS = 30
+DOCS_ARCHIVE = "dq_archive"
 TEMPLATE_CACHE = Path(".cache") / "data_docs_templates"  # compiled Jinja templates of the Data Docs pages
 DOCS_SITE = "warehouse"
 VENDOR_DIR = Path("gx") / "plugins" / "custom_data_docs" / "vendor"
@@ -716,8 +721,9 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
     """Render this run's validation results as GX Data Docs under the warehouse; returns the index page.
 
     The site is configured at run time in an ephemeral context (nothing machine-specific is written to the
-    committed `great_expectations.yml`); its validation results store lives beside it, so the index lists every
-    run of this warehouse and no other. A run renders only its own validation pages, the suite pages whose
+    committed `great_expectations.yml`); its validation results store lives beside it, so the index lists the runs
+    of this warehouse and no other: the newest DOCS_RUNS (older ones are archived first, see `archive_old_runs`).
+    A run renders only its own validation pages, the suite pages whose
     committed suite changed since they were rendered, and the index (from a summary of the stored results, see
     `tasks.gx_site`); Jinja templates are compiled once per warehouse.
     """
@@ -761,6 +767,7 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
             store_backend_defaults=defaults, stores=stores, data_docs_sites={DOCS_SITE: site}
         ),
     )
+    archive_old_runs(root, DOCS_RUNS - 1)
     suites = Path(context_dir) / "gx" / "expectations"
     keys, pages = [], [site_dir / "index.html"]
     for table, expectations in suite_definitions().items():
@@ -777,6 +784,31 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
     context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=keys)
     use_vendored_assets(site_dir, Path(context_dir) / VENDOR_DIR, pages)
     return data_docs_index(root)
+
+
+def archive_old_runs(root: Path, keep: int) -> None:
+    """Move the stored validation results and rendered validation pages of all but the newest `keep` runs under the
+    warehouse `root` to DOCS_ARCHIVE, where the archived pages still find the site's static files."""
+    results, pages = root / DOCS_RESULTS_DIR, root / DATA_DOCS_DIR / "validations"
+    # <suite>/<run name>/<run time>/<table>.json; run times sort in time order
+    runs = sorted({(p.name, p.parent.name) for p in results.glob("*/*/*") if p.is_dir()}, reverse=True)
+    if len(runs) <= keep:
+        return
+    archive = root / DOCS_ARCHIVE
+    static = archive / DATA_DOCS_DIR / "static"
+    if not static.is_symlink():
+        static.parent.mkdir(parents=True, exist_ok=True)
+        static.symlink_to(Path("..", "..", DATA_DOCS_DIR, "static"))
+    suites = [suite for base in (results, pages) if base.is_dir() for suite in base.iterdir() if suite.is_dir()]
+    for run_time, run_name in runs[keep:]:
+        for suite in suites:
+            folder = suite / run_name / run_time
+            if folder.is_dir():
+                target = archive / folder.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(folder, target)
+                with contextlib.suppress(OSError):  # other runs' folders under the same run name stay
+                    folder.parent.rmdir()
 
 
 def use_vendored_assets(site: Path, vendor: Path, pages: list[Path]) -> None:

@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 
 import polars as pl
@@ -322,6 +323,26 @@ def test_data_docs_list_every_run_and_render_only_the_new_pages(tmp_path):
         assert f"validations/{table}/run1/" in html and f"validations/{table}/run2/" in html
     assert html.count("'_validation_success_text': 'Failed'") == 1  # run1's articles
     assert {p: p.stat().st_mtime_ns for p in rendered} == rendered  # run1's pages and the suites' pages are kept
+
+
+def test_data_docs_hold_the_newest_runs_and_archive_the_older_ones(tmp_path, monkeypatch):
+    import tasks.validate
+    from tasks.validate import DOCS_ARCHIVE, DOCS_SUMMARY, build_data_docs
+
+    monkeypatch.setattr(tasks.validate, "DOCS_RUNS", 2)
+    wh, project = tmp_path / "wh", load_settings().expectations_dir
+    for run_id in ("run1", "run2", "run3"):  # one second apart at most: same run time, ordered by run name
+        html = build_data_docs(validate_tables(tables(), run_id, project, CODES, 2).gx_results, wh, project).read_text()
+    assert "/run1/" not in html
+    assert all(f"validations/{t}/{r}/" in html for t in suite_definitions() for r in ("run2", "run3"))
+    assert len(json.loads((wh / DOCS_SUMMARY).read_text())) == 2 * len(suite_definitions())
+    for kept, files in (("dq_validations", "*.json"), ("data_docs/validations", "*.html")):
+        assert {p.parent.parent.name for p in (wh / kept).rglob(files)} == {"run2", "run3"}
+        archived = list((wh / DOCS_ARCHIVE / kept).rglob(files))
+        assert {p.parent.parent.name for p in archived} == {"run1"} and len(archived) == len(suite_definitions())
+    page = next((wh / DOCS_ARCHIVE / "data_docs" / "validations").rglob("*.html"))
+    styles = re.findall(r'href="([^"]+/static/[^"]+\.css)"', page.read_text())
+    assert styles and all((page.parent / href).resolve().is_file() for href in styles)  # it still finds the styles
 
 
 def test_data_docs_index_is_rebuilt_from_the_stored_results_without_its_summary(tmp_path):
