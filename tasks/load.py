@@ -8,7 +8,9 @@ Layout of a warehouse folder:
     .writer.lock                held by the one run allowed to write
 
 A table is a folder of Parquet parts. Appending hard-links the previous snapshot's parts and adds one, so an
-incremental run writes only what is new; readers always see one whole snapshot.
+incremental run writes only what is new; readers always see one whole snapshot. Once a table ends in MERGE_PARTS
+parts smaller than a row group, they are written again with the new rows as one part: the parts a run or a query
+opens stay few (with one more part per run, reading the prior tables took 0.2 s after 50 runs, 1.2 s after 400).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ READ_THREADS = 4  # tables read at once (on 2 cores a 100k warehouse's tables: 0
 # it writes at 1M articles).
 WRITE_THREADS = 4
 SMALL_WRITE_BYTES = 64 * 2**20
+MERGE_PARTS = 8  # trailing parts smaller than ROW_GROUP_ROWS that an append merges into its new part
 
 
 class WarehouseBusy(RuntimeError):
@@ -136,11 +139,18 @@ def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl
         target = staging / table
         target.mkdir()
         targets.append(target)
+        kept = []
         if table not in replace and previous and (previous / table).is_dir():
-            for part in sorted((previous / table).glob("*.parquet")):
-                os.link(part, target / part.name)
+            kept = sorted((previous / table).glob("*.parquet"))
         frame = replace.get(table, append.get(table))
-        if frame is not None and (table in replace or frame.height or not any(target.iterdir())):
+        if table in append and frame.height:
+            merged = small_tail(kept)
+            if len(merged) >= MERGE_PARTS:
+                frame = pl.concat([*map(pl.read_parquet, merged), frame], how="diagonal_relaxed")
+                kept = kept[: len(kept) - len(merged)]
+        for part in kept:
+            os.link(part, target / part.name)
+        if frame is not None and (table in replace or frame.height or not kept):
             writes.append((frame, target / f"part-{name}.parquet"))
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:  # polars writes and fsync release Python's lock
         small = [pool.submit(write_parquet_durably, frame, path) for frame, path in writes
@@ -157,6 +167,14 @@ def write_snapshot(warehouse_dir: str | Path, run_id: str, replace: dict[str, pl
     swap_current(root, final)
     prune_snapshots(snapshots, keep=final)
     return final
+
+
+def small_tail(parts: list[Path]) -> list[Path]:
+    """The last of a table's `parts` (in order) that each hold fewer rows than a row group."""
+    tail = len(parts)
+    while tail and pl.scan_parquet(parts[tail - 1]).select(pl.len()).collect().item() < ROW_GROUP_ROWS:
+        tail -= 1
+    return parts[tail:]
 
 
 def write_parquet_durably(frame: pl.DataFrame, path: Path) -> None:

@@ -45,6 +45,21 @@ def test_append_keeps_prior_parts_and_replace_rewrites_and_tables_read_together_
     assert tables["stories"]["n_articles"].to_list() == [1]
 
 
+def test_appends_merge_their_small_parts_and_keep_the_rows_in_order(tmp_path):
+    wh = tmp_path / "wh"
+    big = pl.DataFrame({"article_id": [f"a{i}" for i in range(load.ROW_GROUP_ROWS)], "n": range(load.ROW_GROUP_ROWS)})
+    load.write_snapshot(wh, "run00", replace={"articles": big})
+    first = next((load.current_snapshot(wh) / "articles").glob("*.parquet")).stat().st_ino
+    rows = [big]
+    for i in range(1, 3 * load.MERGE_PARTS):
+        rows.append(pl.DataFrame({"article_id": [f"b{i}", f"c{i}"], "n": [i, -i]}))
+        load.write_snapshot(wh, f"run{i:02d}", replace={}, append={"articles": rows[-1]})
+        parts = sorted((load.current_snapshot(wh) / "articles").glob("*.parquet"))
+        assert len(parts) <= 1 + load.MERGE_PARTS and parts[0].stat().st_ino == first  # the large part is only linked
+        assert load.read_table(wh, "articles").equals(pl.concat(rows))
+    assert len(parts) < i + 1  # merged at least once
+
+
 def test_crash_before_commit_leaves_previous_snapshot(tmp_path, monkeypatch):
     wh = tmp_path / "wh"
     load.write_snapshot(wh, "run1", replace=frames(3))
