@@ -788,27 +788,35 @@ def build_data_docs(gx_results: dict, warehouse_dir: str | Path, context_dir: st
 
 def archive_old_runs(root: Path, keep: int) -> None:
     """Move the stored validation results and rendered validation pages of all but the newest `keep` runs under the
-    warehouse `root` to DOCS_ARCHIVE, where the archived pages still find the site's static files."""
+    warehouse `root` to DOCS_ARCHIVE, where the archived pages still find the site's styles and suite pages. A
+    folder already archived (restored into the site since) is merged into its archived copy."""
     results, pages = root / DOCS_RESULTS_DIR, root / DATA_DOCS_DIR / "validations"
     # <suite>/<run name>/<run time>/<table>.json; run times sort in time order
     runs = sorted({(p.name, p.parent.name) for p in results.glob("*/*/*") if p.is_dir()}, reverse=True)
     if len(runs) <= keep:
         return
     archive = root / DOCS_ARCHIVE
-    static = archive / DATA_DOCS_DIR / "static"
-    if not static.is_symlink():
-        static.parent.mkdir(parents=True, exist_ok=True)
-        static.symlink_to(Path("..", "..", DATA_DOCS_DIR, "static"))
-    suites = [suite for base in (results, pages) if base.is_dir() for suite in base.iterdir() if suite.is_dir()]
+    for shared in ("static", "expectations"):
+        link = archive / DATA_DOCS_DIR / shared
+        if not (link.exists() or link.is_symlink()):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("..", "..", DATA_DOCS_DIR, shared))
+    # pages first: a run whose results are still in the site is archived again next time
+    suites = [suite for base in (pages, results) if base.is_dir() for suite in base.iterdir() if suite.is_dir()]
     for run_time, run_name in runs[keep:]:
         for suite in suites:
             folder = suite / run_name / run_time
-            if folder.is_dir():
-                target = archive / folder.relative_to(root)
+            if not folder.is_dir():
+                continue
+            target = archive / folder.relative_to(root)
+            if target.exists():
+                shutil.copytree(folder, target, dirs_exist_ok=True)
+                shutil.rmtree(folder)
+            else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(folder, target)
-                with contextlib.suppress(OSError):  # other runs' folders under the same run name stay
-                    folder.parent.rmdir()
+            with contextlib.suppress(OSError):  # other runs' folders under the same run name stay
+                folder.parent.rmdir()
 
 
 def use_vendored_assets(site: Path, vendor: Path, pages: list[Path]) -> None:

@@ -341,8 +341,13 @@ def test_data_docs_hold_the_newest_runs_and_archive_the_older_ones(tmp_path, mon
         archived = list((wh / DOCS_ARCHIVE / kept).rglob(files))
         assert {p.parent.parent.name for p in archived} == {"run1"} and len(archived) == len(suite_definitions())
     page = next((wh / DOCS_ARCHIVE / "data_docs" / "validations").rglob("*.html"))
-    styles = re.findall(r'href="([^"]+/static/[^"]+\.css)"', page.read_text())
-    assert styles and all((page.parent / href).resolve().is_file() for href in styles)  # it still finds the styles
+    links = re.findall(r'href="([^"]+/(?:static/[^"]+\.css|expectations/[^"]+\.html))"', page.read_text())
+    assert {"static", "expectations"} <= {href.split("/")[4] for href in links}
+    assert all((page.parent / href).resolve().is_file() for href in links)  # it still finds styles and suite pages
+    shutil.copytree(wh / DOCS_ARCHIVE / "dq_validations", wh / "dq_validations", dirs_exist_ok=True)  # a restore
+    html = build_data_docs(validate_tables(tables(), "run4", project, CODES, 2).gx_results, wh, project).read_text()
+    assert "/run1/" not in html and "/run2/" not in html and "validations/articles/run4/" in html
+    assert {p.parent.parent.name for p in (wh / "dq_validations").rglob("*.json")} == {"run3", "run4"}
 
 
 def test_data_docs_index_is_rebuilt_from_the_stored_results_without_its_summary(tmp_path):
