@@ -57,7 +57,6 @@ def test_appends_merge_their_small_parts_and_keep_the_rows_in_order(tmp_path):
         parts = sorted((load.current_snapshot(wh) / "articles").glob("*.parquet"))
         assert len(parts) <= 1 + load.MERGE_PARTS and parts[0].stat().st_ino == first  # the large part is only linked
         assert load.read_table(wh, "articles").equals(pl.concat(rows))
-    assert len(parts) < i + 1  # merged at least once
 
 
 def test_crash_before_commit_leaves_previous_snapshot(tmp_path, monkeypatch):
